@@ -1,0 +1,94 @@
+"""What to send to the hub next, and when to send it again (pure; times in monotonic ms).
+
+A record is delivered only when a hub ack covers it; a broker's PUBACK proves nothing (brokers drop
+QoS 1 messages when a subscriber's queue is full). So: send unacked records oldest first, at most
+`window` of them outstanding; when no ack has moved the watermark for `ack_timeout`, rewind and send
+again from the watermark, doubling the timeout up to a cap; on every new connection, rewind too.
+The hub stores idempotently, so sending again is always safe.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Delivery"]
+
+
+class Delivery:
+    def __init__(
+        self,
+        *,
+        acked: int,
+        head: int,
+        batch_max: int,
+        window: int,
+        ack_timeout_ms: int,
+        ack_timeout_max_ms: int,
+    ) -> None:
+        self.acked = acked  # every seq up to here is stored at the hub
+        self.head = head  # newest seq in the outbox
+        self.sent = acked  # newest seq sent on the current connection
+        self.connected = False
+        self.batch_max = batch_max
+        self.window = window
+        self.base_timeout_ms = ack_timeout_ms
+        self.max_timeout_ms = ack_timeout_max_ms
+        self.timeout_ms = ack_timeout_ms
+        self.waiting_since_ms: int | None = None  # when the oldest outstanding send started waiting
+        self.resends = 0
+
+    @property
+    def outstanding(self) -> int:
+        return self.sent - self.acked
+
+    def appended(self, seq: int) -> None:
+        self.head = max(self.head, seq)
+
+    def connection_up(self) -> None:
+        self.connected = True
+        self.sent = self.acked
+        self.waiting_since_ms = None
+
+    def connection_down(self) -> None:
+        self.connected = False
+        self.sent = self.acked
+        self.waiting_since_ms = None
+
+    def ack(self, upto: int, now_ms: int) -> bool:
+        """The hub holds every seq up to `upto`; True if that is progress."""
+        upto = min(upto, self.head)
+        if upto <= self.acked:
+            return False
+        self.acked = upto
+        self.sent = max(self.sent, upto)
+        self.timeout_ms = self.base_timeout_ms
+        self.waiting_since_ms = now_ms if self.sent > self.acked else None
+        return True
+
+    def next_range(self) -> tuple[int, int] | None:
+        """(first, count) to send now, or None (nothing new, not connected, or the window is full)."""
+        if not self.connected or self.sent >= self.head:
+            return None
+        room = self.window - self.outstanding
+        if room <= 0:
+            return None
+        return self.sent + 1, min(self.batch_max, self.head - self.sent, room)
+
+    def mark_sent(self, last: int, now_ms: int) -> None:
+        if self.waiting_since_ms is None:
+            self.waiting_since_ms = now_ms
+        self.sent = max(self.sent, last)
+
+    def check_timeout(self, now_ms: int) -> bool:
+        """Rewind to the watermark if the hub has been silent too long; True if it rewound."""
+        if self.waiting_since_ms is None or self.outstanding <= 0 or now_ms - self.waiting_since_ms < self.timeout_ms:
+            return False
+        self.sent = self.acked
+        self.waiting_since_ms = None
+        self.timeout_ms = min(self.timeout_ms * 2, self.max_timeout_ms)
+        self.resends += 1
+        return True
+
+    def deadline_ms(self) -> int | None:
+        """When `check_timeout` may next rewind (None: nothing outstanding)."""
+        if self.waiting_since_ms is None or self.outstanding <= 0:
+            return None
+        return self.waiting_since_ms + self.timeout_ms

@@ -1,0 +1,100 @@
+"""A terminal's identity: an Ed25519 key made on first start, and the device id.
+
+The private key file is created with mode 0600 and never sent anywhere; only the public key is
+shown (for registering the terminal at the hub). Identity, settings and outbox live together in
+the terminal's data directory, which firmware updates keep: seqs continue across re-flashing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from device.outbox import Outbox, OutboxError
+from device.settings import Settings
+from protocol import SigningKey, valid_device_id
+
+__all__ = ["KEY_FILE", "OUTBOX_FILE", "SETTINGS_FILE", "Identity", "IdentityError", "create", "load"]
+
+KEY_FILE = "device.key"
+SETTINGS_FILE = "settings.json"
+OUTBOX_FILE = "outbox.sqlite3"
+
+
+class IdentityError(Exception):
+    """The data directory holds no usable identity, or one that does not match its outbox."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    device: str
+    key: SigningKey
+    data_dir: Path
+
+    @property
+    def public_hex(self) -> str:
+        return self.key.public.hex
+
+
+def default_device_id(key: SigningKey) -> str:
+    return "pj-" + hashlib.sha256(bytes.fromhex(key.public.hex)).hexdigest()[:12]
+
+
+def create(data_dir: Path, device: str | None = None) -> Identity:
+    """Make a new identity in an empty data directory; IdentityError if one exists."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key_path = data_dir / KEY_FILE
+    key = SigningKey.generate()
+    device = device or default_device_id(key)
+    if not valid_device_id(device):
+        raise IdentityError(f"device id {device!r} must be 1..64 of [A-Za-z0-9_.-], starting alphanumeric")
+    try:
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise IdentityError(f"{key_path} exists: this directory already has an identity") from None
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key.to_pem())
+        handle.flush()
+        os.fsync(handle.fileno())
+    outbox = Outbox(data_dir / OUTBOX_FILE, device=device)
+    outbox_id = outbox.outbox_id
+    outbox.close()
+    settings = Settings(data_dir / SETTINGS_FILE)
+    settings.update(device=device, outbox_id=outbox_id)
+    settings.close()
+    return Identity(device=device, key=key, data_dir=data_dir)
+
+
+def load(data_dir: Path) -> Identity:
+    """Load the identity and check it belongs with the outbox beside it.
+
+    Refuses to start when the outbox is missing or was replaced: starting a fresh outbox under an
+    old key would reuse seqs the hub already holds.
+    """
+    key_path = data_dir / KEY_FILE
+    try:
+        mode = key_path.stat().st_mode
+        pem = key_path.read_bytes()
+    except FileNotFoundError:
+        raise IdentityError(f"no identity in {data_dir}: run `pingjia device init --data {data_dir}`") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise IdentityError(f"{key_path} is readable by others (mode {stat.S_IMODE(mode):o}); chmod 600 it")
+    key = SigningKey.from_pem(pem)
+    settings = Settings(data_dir / SETTINGS_FILE)
+    document = settings.read()
+    settings.close()
+    device, outbox_id = document.get("device"), document.get("outbox_id")
+    if not isinstance(device, str) or not isinstance(outbox_id, str):
+        raise IdentityError(f"{data_dir / SETTINGS_FILE} lacks the device id; the identity is incomplete")
+    try:
+        outbox = Outbox(data_dir / OUTBOX_FILE, device=device, create=False)
+    except OutboxError as exc:
+        raise IdentityError(f"{exc}: refusing to restart seqs under an existing key; re-pair this terminal") from exc
+    found = outbox.outbox_id
+    outbox.close()
+    if found != outbox_id:
+        raise IdentityError(f"the outbox in {data_dir} is not the one made with this identity ({found} != {outbox_id})")
+    return Identity(device=device, key=key, data_dir=data_dir)

@@ -1,0 +1,207 @@
+"""Figures per staff member or department for a day or a month: counts per level, mean, satisfaction.
+
+Every figure is computed from counts (exact fractions, rounded only when shown). Counted: ratings of
+a logged-in staff member, the latest version of each (an amend replaces what it amends), misuse left
+out, and presses made without an invitation left out unless `count_uninvited` is set. An invitation
+with no press counts as the level `timeout_score` says (0: not counted), and is always shown in its
+own column so that the number can be traced.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import unicodedata
+from calendar import monthrange
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from fractions import Fraction
+from typing import Any
+
+from hub.store import Store
+
+__all__ = ["DEFAULT_LABELS", "Figures", "Period", "ReportError", "aggregate", "parse_period", "render"]
+
+DEFAULT_LABELS = ("非常满意", "满意", "一般", "不满意", "非常不满意")  # levels 5..1
+GROUPINGS = ("staff", "department")
+FORMATS = ("table", "csv", "json")
+
+
+class ReportError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Period:
+    first: date
+    last: date
+    label: str
+
+
+def parse_period(text: str) -> Period:
+    """`YYYY-MM` (a month) or `YYYY-MM-DD` (a day), in the site's time zone."""
+    match = re.fullmatch(r"(\d{4})-(\d{2})(?:-(\d{2}))?", text.strip())
+    if match is None:
+        raise ReportError(f"period {text!r} is not YYYY-MM or YYYY-MM-DD")
+    year, month = int(match[1]), int(match[2])
+    try:
+        if match[3] is None:
+            return Period(date(year, month, 1), date(year, month, monthrange(year, month)[1]), text)
+        day = date(year, month, int(match[3]))
+    except ValueError as exc:
+        raise ReportError(f"period {text!r}: {exc}") from None
+    return Period(day, day, text)
+
+
+@dataclass
+class Figures:
+    key: str
+    name: str = ""
+    department: str = ""
+    levels: dict[int, int] = field(default_factory=lambda: dict.fromkeys(range(5, 0, -1), 0))
+    unanswered: int = 0
+
+    def counted(self, timeout_score: int) -> dict[int, int]:
+        counts = dict(self.levels)
+        if timeout_score:
+            counts[timeout_score] += self.unanswered
+        return counts
+
+    def total(self, timeout_score: int) -> int:
+        return sum(self.counted(timeout_score).values())
+
+    def mean(self, timeout_score: int) -> Fraction | None:
+        counts = self.counted(timeout_score)
+        total = sum(counts.values())
+        return Fraction(sum(level * n for level, n in counts.items()), total) if total else None
+
+    def satisfaction(self, timeout_score: int) -> Fraction | None:
+        """Share of levels 5 and 4 among everything counted."""
+        counts = self.counted(timeout_score)
+        total = sum(counts.values())
+        return Fraction(counts[5] + counts[4], total) if total else None
+
+    def add(self, other: Figures) -> None:
+        for level, n in other.levels.items():
+            self.levels[level] += n
+        self.unanswered += other.unanswered
+
+
+def aggregate(store: Store, period: Period, by: str, *, count_uninvited: bool = False) -> list[Figures]:
+    """Figures per group, from the daily counts the hub keeps as it stores ratings."""
+    if by not in GROUPINGS:
+        raise ReportError(f"--by must be one of {GROUPINGS}, got {by!r}")
+    column = "staff" if by == "staff" else "department"
+    left_out = ["misuse"] if count_uninvited else ["misuse", "uninvited"]
+    flag_filter = " AND ".join("flags NOT LIKE ?" for _ in left_out)
+    rows = store.execute(
+        f"SELECT {column}, kind, score, sum(n) FROM daily_counts "  # noqa: S608 - names and placeholders only
+        f"WHERE day BETWEEN ? AND ? AND {flag_filter} GROUP BY 1, 2, 3",
+        (period.first.isoformat(), period.last.isoformat(), *(f"%{flag}%" for flag in left_out)),
+    ).fetchall()
+    names = store.staff_names()
+    figures: dict[str, Figures] = {}
+    for key, kind, score, count in rows:
+        entry = figures.get(key)
+        if entry is None:
+            name, department = names.get(key, ("", "")) if by == "staff" else ("", key)
+            entry = figures[key] = Figures(key=key, name=name, department=department)
+        if kind == "timeout":
+            entry.unanswered += int(count)
+        elif score:
+            entry.levels[int(score)] += int(count)
+    return [figures[key] for key in sorted(figures)]
+
+
+def _fixed(value: Fraction | None, places: int) -> str:
+    if value is None:
+        return "-"
+    scaled = round(value * 10**places)
+    sign = "-" if scaled < 0 else ""
+    whole, part = divmod(abs(scaled), 10**places)
+    return f"{sign}{whole}.{part:0{places}d}" if places else f"{sign}{whole}"
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int, right: bool) -> str:
+    gap = " " * (width - _width(text))
+    return gap + text if right else text + gap
+
+
+def _records(rows: Iterable[Figures], by: str, timeout_score: int) -> list[dict[str, Any]]:
+    out = []
+    for f in rows:
+        record: dict[str, Any] = {by: f.key}
+        if by == "staff":
+            record["name"] = f.name
+            record["department"] = f.department
+        record.update({f"n{level}": f.levels[level] for level in range(5, 0, -1)})
+        mean, satisfaction = f.mean(timeout_score), f.satisfaction(timeout_score)
+        record.update(
+            unanswered=f.unanswered,
+            total=f.total(timeout_score),
+            mean=_fixed(mean, 2),
+            satisfaction=_fixed(satisfaction * 100 if satisfaction is not None else None, 1),
+        )
+        out.append(record)
+    return out
+
+
+def render(
+    rows: list[Figures],
+    *,
+    by: str,
+    period: Period,
+    fmt: str,
+    timeout_score: int,
+    labels: tuple[str, ...] = DEFAULT_LABELS,
+) -> str:
+    """The figures as an aligned table (with a total line), CSV, or JSON."""
+    if fmt not in FORMATS:
+        raise ReportError(f"--format must be one of {FORMATS}, got {fmt!r}")
+    total = Figures(key="total")
+    for row in rows:
+        total.add(row)
+    records = _records(rows, by, timeout_score)
+    if fmt == "json":
+        document = {
+            "period": period.label,
+            "by": by,
+            "timeout_score": timeout_score,
+            "labels": dict(zip(["n5", "n4", "n3", "n2", "n1"], labels, strict=True)),
+            "rows": records,
+            "total": _records([total], by, timeout_score)[0],
+        }
+        return json.dumps(document, ensure_ascii=False, indent=2)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        columns = list(records[0]) if records else list(_records([total], by, timeout_score)[0])
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        return buffer.getvalue()
+    headers = {by: by, "name": "name", "department": "department"} if by == "staff" else {by: by}
+    headers.update({f"n{level}": label for level, label in zip(range(5, 0, -1), labels, strict=True)})
+    headers.update(unanswered="未评价", total="total", mean="mean", satisfaction="满意率%")
+    total_record = _records([total], by, timeout_score)[0]
+    table = [headers, *records, total_record]
+    columns = list(headers)
+    widths = {c: max(_width(str(r.get(c, ""))) for r in table) for c in columns}
+    numeric = {c for c in columns if c not in (by, "name", "department")}
+    lines = []
+    for index, record in enumerate(table):
+        if index == len(table) - 1:
+            lines.append("  ".join("-" * widths[c] for c in columns))
+        lines.append("  ".join(_pad(str(record.get(c, "")), widths[c], c in numeric) for c in columns).rstrip())
+    note = (
+        f"period {period.label}; an unanswered invitation counts as level {timeout_score}"
+        if timeout_score
+        else (f"period {period.label}; unanswered invitations are not counted")
+    )
+    return "\n".join([*lines, note])

@@ -1,0 +1,240 @@
+"""`pingjia hub serve`: subscribe, store in groups, then acknowledge.
+
+The MQTT network thread only queues what arrives. This module's thread is the single writer: it
+takes whatever is queued (up to `group_max` messages), runs them through Ingest in one transaction,
+commits (one fsync for the group), and only then publishes each device's ack and sends the MQTT
+PUBACKs (manual acks). A hub killed at any point has either committed a message and may ack it
+again, or not committed it and never acked it: the terminal sends it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import queue
+import threading
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+
+from device.mqtt import BrokerUrl, Inbound, LinkDown, LinkEvent, LinkUp, MqttSession
+from hub.config import HubConfig
+from hub.errors import StoreError
+from hub.ingest import Ingest, Outcome
+from hub.prepare import Prepared, prepare_in_worker, worker_init
+from hub.store import Store
+from protocol import (
+    Ack,
+    Channel,
+    Rejection,
+    Status,
+    StatusState,
+    encode_ack,
+    encode_status,
+    hub_filters,
+    hub_status_topic,
+    topic,
+)
+
+__all__ = ["Hub"]
+
+log = logging.getLogger("pingjia.hub")
+
+_PREPARERS = 2  # worker processes decoding and authenticating, beside the writer
+
+
+class Hub:
+    def __init__(
+        self,
+        *,
+        store_url: str,
+        broker: BrokerUrl,
+        config: HubConfig,
+        client_id: str = "pingjia-hub",
+        share_group: str | None = None,
+    ) -> None:
+        self.config = config
+        self.store = Store.open(store_url)
+        self.ingest = Ingest(self.store, config)
+        self.inbox: queue.Queue[LinkEvent] = queue.Queue()
+        self.client_id = client_id
+        self._status_topic = hub_status_topic(client_id)
+        # Sessions grow across restarts of the hub (its clock is trusted) and across reconnects:
+        # start time in ms, then the connection attempt in the low 20 bits.
+        self._session_base = (time.time_ns() // 1_000_000) << 20
+        self._session = 0
+        self.session = MqttSession(
+            url=broker,
+            client_id=client_id,
+            on_event=self.inbox.put,
+            will=lambda attempt: (self._status_topic, self._status(StatusState.OFFLINE, attempt)),
+            subscriptions=[(f, 1) for f in hub_filters(share_group)],
+            clean_start=False,
+            session_expiry_s=config.session_expiry_s,
+            receive_maximum=config.receive_maximum,
+            manual_ack=True,
+            protocol="5" if share_group is not None else config.mqtt_protocol,  # shared subscriptions are MQTT 5
+        )
+        self._stopping = threading.Event()
+        self._preparers = self._pool()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def run(self) -> None:
+        self.session.start()
+        log.info("hub %s: serving %s with %s", self.client_id, self.session.url, self.store.kind)
+        every_s = self.config.stats_every_s
+        next_stats = time.monotonic() + every_s
+        # Two groups in flight under load: the worker processes prepare the next group while this
+        # thread stores the one before; with nothing queued, a group is stored at once.
+        in_flight: _Prepping | None = None
+        try:
+            while not self._stopping.is_set():
+                group = self._take_group(wait=in_flight is None)
+                messages = [item for item in group if isinstance(item, Inbound)]
+                for item in group:
+                    if isinstance(item, LinkUp | LinkDown):
+                        self._link(item)
+                prepping = self._prepare_group(messages) if messages else None
+                if in_flight is not None:
+                    self._store_group(in_flight)
+                in_flight = prepping
+                if in_flight is not None and self.inbox.empty():
+                    self._store_group(in_flight)
+                    in_flight = None
+                if time.monotonic() >= next_stats:
+                    next_stats = time.monotonic() + every_s
+                    self._log_stats()
+        finally:
+            self._preparers.shutdown(wait=True, cancel_futures=True)
+            if self.session.connected:
+                self.session.publish(self._status_topic, self._status(StatusState.OFFLINE, self._session), retain=True)
+            self.session.stop()
+            self._log_stats()
+            self.store.close()
+
+    def _link(self, event: LinkUp | LinkDown) -> None:
+        if isinstance(event, LinkDown):
+            log.warning("hub: disconnected: %s", event.reason)
+            return
+        log.info("hub: subscribed (MQTT %s, session present: %s)", event.protocol, event.session_present)
+        self._session = event.attempt
+        self.session.publish(self._status_topic, self._status(StatusState.ONLINE, event.attempt), retain=True)
+
+    def _status(self, state: StatusState, attempt: int) -> bytes:
+        return encode_status(Status(device=self.client_id, state=state, session=self._session_base | attempt))
+
+    def _take_group(self, *, wait: bool) -> list[LinkEvent]:
+        try:
+            group = [self.inbox.get(timeout=0.2) if wait else self.inbox.get_nowait()]
+        except queue.Empty:
+            return []
+        size = len(group[0].payload) if isinstance(group[0], Inbound) else 0
+        while len(group) < self.config.group_max and size < self.config.group_max_bytes:
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                break
+            group.append(item)
+            if isinstance(item, Inbound):
+                size += len(item.payload)
+        return group
+
+    @staticmethod
+    def _pool() -> ProcessPoolExecutor:
+        pool = ProcessPoolExecutor(
+            max_workers=_PREPARERS,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=worker_init,
+            initargs=(os.getpid(),),
+        )
+        # Start the workers now: started on demand, the first rating would wait for them (~90 ms).
+        for future in [pool.submit(prepare_in_worker, [], {}) for _ in range(_PREPARERS)]:
+            future.result()
+        return pool
+
+    def _prepare_group(self, messages: list[Inbound]) -> _Prepping:
+        """Hand a group to the worker processes: JSON, canonical bytes, hashes, signatures.
+
+        That work does not need the store, and in other processes it does not take the writer's
+        interpreter lock; the writer thread meanwhile stores the group before.
+        """
+        # In a fixed order of terminals, so that two workers locking terminals' rows never deadlock.
+        messages = sorted(messages, key=lambda message: message.topic)
+        keys = self.ingest.keys
+        futures = []
+        for chunk in _chunks(messages, _PREPARERS):
+            items = [(message.topic, message.payload) for message in chunk]
+            devices = {message.topic.split("/")[2] for message in chunk if message.topic.count("/") == 3}
+            chunk_keys = {device: keys[device] for device in devices if device in keys}
+            try:
+                futures.append(self._preparers.submit(prepare_in_worker, items, chunk_keys))
+            except (BrokenProcessPool, RuntimeError):
+                futures.append(_done(self.ingest.prepare_many(items)))
+        return _Prepping(messages, futures)
+
+    def _store_group(self, group: _Prepping) -> None:
+        messages = group.messages
+        prepared = []
+        for future, chunk in zip(group.futures, _chunks(messages, _PREPARERS), strict=True):
+            try:
+                prepared.extend(future.result())
+            except BrokenProcessPool:
+                # A worker died (killed, out of memory): prepare here, and start fresh workers.
+                log.error("hub: a preparing worker died; starting new ones")
+                self._preparers.shutdown(wait=False, cancel_futures=True)
+                self._preparers = self._pool()
+                prepared.extend(self.ingest.prepare_many([(m.topic, m.payload) for m in chunk]))
+        now_ms = time.time_ns() // 1_000_000
+        before = self.ingest.counters.copy()
+        outcomes: list[Outcome] = []
+        self.ingest.begin_group()
+        try:
+            with self.store.transaction():
+                for item in prepared:
+                    outcomes.append(self.ingest.receive_prepared(item, now_ms))
+                self.ingest.end_group()
+        except StoreError as exc:
+            self.ingest.forget()
+            # Nothing of the group is kept or acknowledged: the terminals send it again.
+            self.ingest.counters = before
+            self.ingest.counters["store_errors"] += 1
+            log.error("hub: could not store %d messages: %s", len(messages), exc)
+            return
+        answers: dict[str, tuple[int, list[Rejection]]] = {}
+        for outcome in outcomes:
+            if outcome.answer and outcome.device is not None:
+                upto, rejections = answers.get(outcome.device, (0, []))
+                answers[outcome.device] = (max(upto, outcome.upto), rejections + outcome.rejections)
+        for device, (upto, rejections) in answers.items():
+            ack = Ack(device=device, upto=upto, t=time.time_ns() // 1_000_000, rejects=tuple(rejections))
+            # QoS 0: a lost ack costs a resend, which is acked again; QoS 1 would cost every ack a
+            # PUBACK on both legs.
+            self.session.publish(topic(device, Channel.ACK), encode_ack(ack), qos=0)
+        for message in messages:
+            self.session.ack(message)
+
+    def _log_stats(self) -> None:
+        counters = dict(sorted(self.ingest.counters.items()))
+        log.info("hub %s: %s; queued %d", self.client_id, counters, self.inbox.qsize())
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepping:
+    messages: list[Inbound]
+    futures: list[Future[list[Prepared]]]
+
+
+def _done(result: list[Prepared]) -> Future[list[Prepared]]:
+    future: Future[list[Prepared]] = Future()
+    future.set_result(result)
+    return future
+
+
+def _chunks(items: list[Inbound], parts: int) -> list[list[Inbound]]:
+    """`items` cut into at most `parts` runs of about equal length, in order."""
+    size = -(-len(items) // parts)
+    return [items[start : start + size] for start in range(0, len(items), size)]

@@ -1,0 +1,90 @@
+"""pingjia wire protocol v1: pure values <-> bytes, signatures and hash chains.
+
+No sockets, files, threads or clocks live here: callers pass bytes and times in. The format is
+written down in protocol/README.md.
+"""
+
+from protocol.canonical import decode, encode
+from protocol.commands import Command, CommandName, decode_command, encode_command
+from protocol.errors import AuthError, DecodeError, ProtocolError, Reason
+from protocol.health import (
+    DeviceEvent,
+    EventKind,
+    Health,
+    PanelState,
+    decode_event,
+    decode_health,
+    encode_event,
+    encode_health,
+)
+from protocol.keys import GENESIS, SigningKey, VerifyKey, leaf_hash
+from protocol.messages import (
+    Ack,
+    Batch,
+    Head,
+    Rejection,
+    Status,
+    StatusState,
+    decode_ack,
+    decode_batch,
+    decode_status,
+    encode_ack,
+    encode_status,
+    newer_status,
+    seal_batch,
+    verify_batch,
+    verify_batches,
+)
+from protocol.record import Flag, Kind, Rating, rating_from_wire, valid_device_id
+from protocol.topics import HUB_STATUS_FILTER, Channel, hub_filters, hub_status_topic, parse, topic
+
+__all__ = [
+    "GENESIS",
+    "HUB_STATUS_FILTER",
+    "Ack",
+    "AuthError",
+    "Batch",
+    "Channel",
+    "Command",
+    "CommandName",
+    "DecodeError",
+    "DeviceEvent",
+    "EventKind",
+    "Flag",
+    "Head",
+    "Health",
+    "Kind",
+    "PanelState",
+    "ProtocolError",
+    "Rating",
+    "Reason",
+    "Rejection",
+    "SigningKey",
+    "Status",
+    "StatusState",
+    "VerifyKey",
+    "decode",
+    "decode_ack",
+    "decode_batch",
+    "decode_command",
+    "decode_event",
+    "decode_health",
+    "decode_status",
+    "encode",
+    "encode_ack",
+    "encode_command",
+    "encode_event",
+    "encode_health",
+    "encode_status",
+    "hub_filters",
+    "hub_status_topic",
+    "leaf_hash",
+    "newer_status",
+    "parse",
+    "rating_from_wire",
+    "seal_batch",
+    "topic",
+    "valid_device_id",
+    "verify_batch",
+    "verify_batches",
+]

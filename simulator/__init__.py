@@ -1,0 +1,1 @@
+"""The host backend of every terminal driver: broker, fleets of terminals, customers, faults, benchmarks."""

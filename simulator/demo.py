@@ -1,0 +1,282 @@
+"""`pingjia demo` / `make run`: a service hall on one machine.
+
+Starts a broker (the embedded amqtt unless a broker URL is given), the hub on SQLite under the data
+directory, and N terminals (real `pingjia device run` processes) whose simulated customers press
+keys. Prints a live line per second; on Ctrl-C (or after --seconds) it stops the customers, lets the
+terminals drain, stops everything in order, prints today's figures per department and per staff
+member, and last one JSON object with the tallies.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from device import identity
+from hub.config import HubConfig
+from hub.report import aggregate, parse_period, render
+from hub.store import Store
+from simulator.customers import StaffProfile, make_staff
+from simulator.processes import AmqttBroker, BrokerProcess, HubProcess, ProcessError, TerminalProcess
+
+__all__ = ["Demo"]
+
+_DRAIN_S = 30.0
+
+
+@dataclass
+class Counter:
+    """One counter of the hall: a terminal, the clerk logged in at it, and its queue of customers."""
+
+    terminal: TerminalProcess
+    staff: StaffProfile
+    start_seq: int
+    letter: str
+    next_customer: float = 0.0
+    served: int = 0
+    keys: list[tuple[float, str]] = field(default_factory=list)  # (when, input line) still to come
+    stored: int = 0
+
+
+class Demo:
+    def __init__(
+        self,
+        *,
+        data: Path,
+        devices: int,
+        departments: int,
+        speed: float,
+        broker_url: str | None,
+        quiet: bool = False,
+        seed: int | None = None,
+    ) -> None:
+        if devices < 1 or departments < 1 or speed <= 0:
+            raise ValueError("devices and departments must be at least 1, speed above 0")
+        self.data = data
+        self.devices = devices
+        self.departments = departments
+        self.speed = speed
+        self.broker_url = broker_url
+        self.quiet = quiet
+        self.rng = random.Random(seed)
+        self.db_url = f"sqlite:///{data / 'hub.sqlite3'}"
+        self.broker: BrokerProcess | None = None
+        self.hub: HubProcess | None = None
+        self.counters: list[Counter] = []
+        self.tz = ZoneInfo(HubConfig().timezone)
+
+    # -- setting up ---------------------------------------------------------------------------------
+
+    def _register(self, store: Store) -> list[tuple[Path, StaffProfile]]:
+        staff = make_staff(self.devices, self.departments, random.Random(7))  # the same hall on every run
+        placed = []
+        for index, profile in enumerate(staff):
+            folder = self.data / f"counter-{index + 1:02d}"
+            if (folder / identity.KEY_FILE).exists():
+                made = identity.load(folder)
+            else:
+                made = identity.create(folder, f"counter-{index + 1:02d}")
+            store.add_device(made.device, made.public_hex, department=profile.department, counter=f"{index + 1}号窗口")
+            store.add_staff(profile.staff, name=profile.name, department=profile.department)
+            placed.append((folder, profile))
+        return placed
+
+    def _say(self, text: str) -> None:
+        if not self.quiet:
+            print(text, flush=True)
+
+    # -- running ------------------------------------------------------------------------------------
+
+    def run(self, seconds: float | None) -> int:
+        started = time.monotonic()
+        # Ctrl-C, and a supervisor's SIGTERM, end the run the same orderly way (even when the shell
+        # that started us in the background left SIGINT ignored).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        self.data.mkdir(parents=True, exist_ok=True)
+        store = Store.open(self.db_url)
+        placed = self._register(store)
+        logs = self.data / "logs"
+        if self.broker_url is None:
+            self.broker = AmqttBroker(log=logs / "broker.log").start()
+            # The demo knows amqtt speaks 3.1.1 only; saying so skips the MQTT 5 probe.
+            url = self.broker.url + "?protocol=3.1.1"
+            broker_name = f"embedded amqtt on port {self.broker.port}"
+        else:
+            url = self.broker_url
+            broker_name = url
+        self._say(f"pingjia demo: {self.devices} counters, {self.departments} departments, broker {broker_name}")
+        self._say(f"  hub database {self.db_url}, logs in {logs}/")
+        self.hub = HubProcess(db=self.db_url, broker_url=url, log=logs / "hub.log").start()
+        self.hub.wait_online()
+        settings = [
+            f"thank_you_ms={max(300, int(2500 / self.speed))}",
+            f"invite_window_s={max(3.0, 30 / self.speed)}",
+            f"reasons_window_s={max(2.0, 6 / self.speed)}",
+            "ack_timeout_s=3",
+        ]
+        for index, (folder, profile) in enumerate(placed):
+            terminal = TerminalProcess(folder, broker_url=url, settings=settings, log=logs / f"{folder.name}.log")
+            letter = chr(ord("A") + index % 26)
+            self.counters.append(Counter(terminal=terminal.start(), staff=profile, start_seq=0, letter=letter))
+        for counter in self.counters:
+            counter.terminal.wait_for(lambda t: t.ready, 30, "the terminal to start")
+            counter.start_seq = _head(counter.terminal)
+            counter.terminal.login(counter.staff.staff)
+            counter.next_customer = time.monotonic() + self._gap()
+        interrupted = False
+        first_stored_s: float | None = None
+        try:
+            next_line = time.monotonic() + 1
+            while seconds is None or time.monotonic() - started < seconds:
+                self._serve_customers()
+                now = time.monotonic()
+                if now >= next_line:
+                    next_line = now + 1
+                    stored = self._count_stored(store)
+                    if first_stored_s is None and stored:
+                        first_stored_s = round(now - started, 2)
+                        self._say(f"first rating stored at the hub {first_stored_s} s after start")
+                    self._live_line(stored)
+                time.sleep(0.02)
+        except KeyboardInterrupt:
+            interrupted = True
+            self._say("\nstopping: customers stopped, letting the terminals drain ...")
+        summary = self._finish(store, started, first_stored_s)
+        if interrupted or seconds is None or not self.quiet:
+            self._say(self._tables(store))
+        store.close()
+        print(json.dumps(summary, ensure_ascii=False), flush=True)
+        clean = summary["lost"] == 0 and summary["duplicates"] == 0 and summary["records_missing"] == 0
+        return 0 if clean else 1
+
+    def _gap(self) -> float:
+        # A customer every 5 s per counter on average at speed 1.
+        return self.rng.expovariate(self.speed / 5.0)
+
+    def _serve_customers(self) -> None:
+        """The clerk invites each customer served; most rate, a few walk away, unhappy ones say why."""
+        now = time.monotonic()
+        for counter in self.counters:
+            terminal = counter.terminal
+            while counter.keys and counter.keys[0][0] <= now:
+                terminal.send(counter.keys.pop(0)[1])
+            if counter.keys or now < counter.next_customer or terminal.state != "idle":
+                continue
+            counter.served += 1
+            terminal.invite(f"{counter.letter}{counter.served:03d}")
+            counter.next_customer = now + self._gap()
+            if self.rng.random() < 0.05:
+                continue  # gone before rating: the terminal records a timeout
+            react = now + self.rng.uniform(0.5, 2.0) / self.speed
+            score = counter.staff.rate(self.rng)
+            counter.keys.append((react, str(score)))
+            if score <= 2 and self.rng.random() < 0.7:
+                for reason in self.rng.sample(range(1, 6), self.rng.randint(1, 2)):
+                    react += self.rng.uniform(0.3, 1.0) / self.speed
+                    counter.keys.append((react, str(reason)))
+
+    def _count_stored(self, store: Store) -> int:
+        total = 0
+        for counter in self.counters:
+            row = store.execute(
+                "SELECT count(*) FROM ratings WHERE device = ? AND seq > ?",
+                (counter.terminal.device, counter.start_seq),
+            ).fetchone()
+            counter.stored = int(row[0])
+            total += counter.stored
+        return total
+
+    def _pressed(self) -> int:
+        return sum(len([s for s in c.terminal.thanked if s > c.start_seq]) for c in self.counters)
+
+    def _waiting(self) -> int:
+        return sum(max(0, max(c.terminal.recorded, default=0) - c.terminal.acked) for c in self.counters)
+
+    def _live_line(self, stored: int) -> None:
+        online = sum(1 for c in self.counters if c.terminal.online)
+        clock = datetime.now(self.tz).strftime("%H:%M:%S")
+        self._say(
+            f"{clock}  ratings pressed {self._pressed():6d}  records stored at hub {stored:6d}  "
+            f"waiting on devices {self._waiting():4d}  online {online}/{len(self.counters)}"
+        )
+
+    # -- stopping -----------------------------------------------------------------------------------
+
+    def _finish(self, store: Store, started: float, first_stored_s: float | None) -> dict[str, Any]:
+        drained = True
+        for counter in self.counters:
+            counter.terminal.send("logout")  # the clerks leave; presses still on their way are handled first
+        for counter in self.counters:
+            try:
+                counter.terminal.wait_for(lambda t: t.state == "closed", _DRAIN_S, "the terminal to close")
+                counter.terminal.wait_for(
+                    lambda t: t.acked >= max(t.recorded, default=0), _DRAIN_S, "the hub to ack everything"
+                )
+            except ProcessError as exc:
+                drained = False
+                print(f"pingjia demo: {exc}", file=sys.stderr)
+        for counter in self.counters:
+            counter.terminal.quit()
+        if self.hub is not None:
+            self.hub.stop()
+        if self.broker is not None:
+            self.broker.stop()
+        pressed = lost = duplicates = unexpected = stored = records = records_missing = 0
+        for counter in self.counters:
+            thanked = {s for s in counter.terminal.thanked if s > counter.start_seq}
+            recorded = {s for s in counter.terminal.recorded if s > counter.start_seq}
+            rows = store.execute(
+                "SELECT seq, boot, mono FROM (SELECT seq, record, json_extract(record, '$.boot') AS boot, "
+                "json_extract(record, '$.mono') AS mono FROM ratings WHERE device = ? AND seq > ?)",
+                (counter.terminal.device, counter.start_seq),
+            ).fetchall()
+            seqs = {row[0] for row in rows}
+            presses = {(row[1], row[2]) for row in rows}
+            pressed += len(thanked)
+            stored += len(seqs & thanked)
+            lost += len(thanked - seqs)
+            records += len(recorded)
+            records_missing += len(recorded - seqs)
+            unexpected += len(seqs - recorded)
+            duplicates += len(rows) - len(presses)  # one press stored under two seqs
+        return {
+            "pressed": pressed,
+            "stored": stored,
+            "duplicates": duplicates,
+            "lost": lost,
+            "unexpected": unexpected,
+            "records": records,
+            "records_missing": records_missing,
+            "drained": drained,
+            "devices": len(self.counters),
+            "seconds": round(time.monotonic() - started, 1),
+            "first_stored_s": first_stored_s,
+            "rejects": store.reject_counts(),
+        }
+
+    def _tables(self, store: Store) -> str:
+        today = datetime.now(self.tz).date().isoformat()
+        period = parse_period(today)
+        timeout_score = HubConfig().timeout_score
+        parts = []
+        for by, heading in (("department", "department"), ("staff", "staff member")):
+            parts.append(f"\ntoday ({today}) per {heading}:")
+            rows = aggregate(store, period, by)
+            parts.append(render(rows, by=by, period=period, fmt="table", timeout_score=timeout_score))
+        return "\n".join(parts) + "\n"
+
+
+def _head(terminal: TerminalProcess) -> int:
+    for event in terminal.events:
+        if event.get("event") == "ready":
+            return int(event["head"])
+    return 0

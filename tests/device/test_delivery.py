@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from device.delivery import Delivery
+
+
+def make(**overrides: int) -> Delivery:
+    settings = {
+        "acked": 0,
+        "head": 0,
+        "batch_max": 500,
+        "window": 1000,
+        "ack_timeout_ms": 10_000,
+        "ack_timeout_max_ms": 80_000,
+    }
+    settings.update(overrides)
+    return Delivery(**settings)
+
+
+def test_nothing_is_sent_while_offline() -> None:
+    delivery = make(head=10)
+    assert delivery.next_range() is None
+    delivery.connection_up()
+    assert delivery.next_range() == (1, 10)
+
+
+def test_a_backlog_drains_oldest_first_in_batches_within_the_window() -> None:
+    delivery = make(head=2_600, window=1_000)
+    delivery.connection_up()
+    assert delivery.next_range() == (1, 500)
+    delivery.mark_sent(500, 0)
+    assert delivery.next_range() == (501, 500)
+    delivery.mark_sent(1000, 0)
+    assert delivery.next_range() is None  # window full until an ack comes
+    delivery.ack(500, 10)
+    assert delivery.next_range() == (1001, 500)
+
+
+def test_unacked_records_are_sent_again_on_a_live_connection_with_growing_timeouts() -> None:
+    delivery = make(head=3)
+    delivery.connection_up()
+    delivery.mark_sent(3, 0)
+    assert not delivery.check_timeout(9_999)
+    assert delivery.deadline_ms() == 10_000
+    assert delivery.check_timeout(10_000)
+    assert delivery.next_range() == (1, 3)
+    delivery.mark_sent(3, 10_000)
+    assert delivery.deadline_ms() == 30_000  # the timeout doubled
+    delivery.ack(3, 12_000)
+    assert delivery.deadline_ms() is None
+    assert delivery.timeout_ms == 10_000  # progress resets it
+
+
+def test_a_reconnect_resends_everything_unacked() -> None:
+    delivery = make(head=5)
+    delivery.connection_up()
+    delivery.mark_sent(5, 0)
+    delivery.ack(2, 1)
+    delivery.connection_down()
+    delivery.connection_up()
+    assert delivery.next_range() == (3, 3)
+
+
+def test_stale_or_excessive_acks_do_not_move_backwards_or_past_the_head() -> None:
+    delivery = make(head=5)
+    delivery.connection_up()
+    delivery.mark_sent(5, 0)
+    assert delivery.ack(4, 1)
+    assert not delivery.ack(2, 2)
+    assert delivery.ack(99, 3)
+    assert delivery.acked == 5
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["append", "send", "ack", "tick", "down", "up"]), st.integers(0, 50)), max_size=200
+    )
+)
+def test_every_record_is_eventually_sent_after_the_last_ack(steps: list[tuple[str, int]]) -> None:
+    """Model check: whatever happens, once connected the sender offers every unacked seq, in order."""
+    delivery = make(window=7, batch_max=3, ack_timeout_ms=5, ack_timeout_max_ms=20)
+    now = 0
+    sent_this_connection: list[int] = []
+    for action, value in steps:
+        now += 1
+        if action == "append":
+            delivery.appended(delivery.head + 1)
+        elif action == "send" and (span := delivery.next_range()):
+            first, count = span
+            assert first == delivery.sent + 1
+            assert delivery.outstanding + count <= delivery.window
+            sent_this_connection.extend(range(first, first + count))
+            delivery.mark_sent(first + count - 1, now)
+        elif action == "ack":
+            delivery.ack(min(value, delivery.sent), now)
+        elif action == "tick":
+            now += value
+            delivery.check_timeout(now)
+        elif action == "down":
+            delivery.connection_down()
+        elif action == "up":
+            delivery.connection_up()
+        assert delivery.acked <= delivery.sent <= delivery.head
+    delivery.connection_up()
+    offered: list[int] = []
+    while span := delivery.next_range():
+        offered.extend(range(span[0], span[0] + span[1]))
+        delivery.mark_sent(span[0] + span[1] - 1, now)
+        delivery.ack(span[0] + span[1] - 1, now)
+    assert offered == list(range(offered[0], delivery.head + 1)) if offered else delivery.acked == delivery.head

@@ -1,0 +1,92 @@
+"""A full disk under the outbox: the terminal goes out of service, never thanks what it could not
+store, says so, and comes back by itself once there is room again."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from device import identity
+from device.outbox import Outbox
+from simulator.processes import TerminalProcess
+from tests.conftest import IN_CI
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs: a real filesystem that really fills up."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        if IN_CI:
+            pytest.fail(f"cannot mount a tmpfs for the disk-full test: {done.stderr.strip()}")
+        pytest.skip(f"needs permission to mount a tmpfs: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(directory: Path) -> Path:
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\xff" * 4096)
+    except OSError:
+        pass  # ENOSPC: full
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_a_full_disk_takes_the_terminal_out_of_service_and_never_thanks_a_lost_rating(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    folder = small_disk / "t01"
+    identity.create(folder, "t01")
+    terminal = TerminalProcess(
+        folder,
+        broker_url=None,
+        log=tmp_path / "t01.log",
+        settings=["thank_you_ms=0", "mode=open", "amend_window_s=0", "misuse_interval_s=0"],
+    )
+    terminal.start()
+    try:
+        terminal.wait_for(lambda t: t.ready, 20, "the terminal to start")
+        terminal.login("E1")
+        terminal.press(5)
+        terminal.wait_for(lambda t: t.thanked == [1], 10, "a rating while there is room")
+        filler = fill(small_disk)
+        for _ in range(400):  # presses until the outbox cannot take one (the WAL may hold a few more)
+            terminal.press(4)
+        terminal.wait_for(lambda t: t.state == "out_of_service", 30, "out of service")
+
+        def refused(t: TerminalProcess) -> int:
+            return sum(e.get("event") == "refused" and e.get("reason") == "out_of_service" for e in t.events)
+
+        terminal.wait_for(lambda t: refused(t) >= 1, 30, "presses refused while out of service")
+        assert any("out of service" in e.get("detail", "") for e in terminal.events if e.get("event") == "error")
+        assert any(e.get("event") == "health" and e["state"] == "out_of_service" for e in terminal.events)
+        thanked_while_full = list(terminal.thanked)
+        os.remove(filler)  # the technician frees the disk
+        terminal.wait_for(lambda t: t.state == "idle", 30, "the terminal to come back by itself")
+        terminal.press(3)
+        terminal.wait_for(lambda t: len(t.thanked) == len(thanked_while_full) + 1, 10, "a rating after recovery")
+    finally:
+        terminal.quit()
+    outbox = Outbox(folder / identity.OUTBOX_FILE, device="t01", create=False)
+    stored = {record.seq for record in outbox.records()}
+    outbox.verify_chain()
+    outbox.close()
+    assert set(terminal.thanked) <= stored, "a thanked rating is not in the outbox"
+    assert sorted(stored) == list(range(1, max(stored) + 1))

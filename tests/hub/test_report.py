@@ -1,0 +1,189 @@
+from __future__ import annotations
+
+import csv
+import io
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hub.report import Figures, ReportError, aggregate, parse_period, render
+from hub.store import RatingRow, Store
+
+STAFF = {"E1": "A", "E2": "A", "E3": "B"}
+
+rows_strategy = st.lists(
+    st.tuples(
+        st.sampled_from([*STAFF, None]),  # staff (None: closed terminal)
+        st.sampled_from(["press", "timeout", "amend"]),
+        st.integers(1, 5),
+        st.sampled_from(["", "misuse", "uninvited", "misuse,uninvited"]),
+        st.sampled_from(["2026-10-31", "2026-11-01", "2026-11-30", "2026-12-01"]),
+        st.booleans(),  # superseded
+    ),
+    max_size=60,
+)
+
+
+def fill(store: Store, rows: list[tuple]) -> None:  # type: ignore[type-arg]
+    store.execute("DELETE FROM ratings")
+    records = []
+    for seq, (staff, kind, score, flags, day, _superseded) in enumerate(rows, start=1):
+        records.append(
+            RatingRow(
+                device="d1",
+                seq=seq,
+                kind=kind,
+                staff=staff if kind == "press" or staff else "E1",
+                score=None if kind == "timeout" else score,
+                amends=None,
+                flags=flags,
+                department=STAFF.get(staff or "E1", ""),
+                counter="",
+                t_device=0,
+                at_ms=0,
+                day=day,
+                stored_ms=0,
+                prev="0" * 64,
+                hash=str(seq),
+                record="{}",
+            )
+        )
+    store.insert_ratings(records)
+    for seq, row in enumerate(rows, start=1):
+        if row[5]:
+            store.execute("UPDATE ratings SET superseded_by = ? WHERE seq = ?", (seq + 1000, seq))
+    store.rebuild_counts()  # rows put in directly, not through ingest: count them as ingest would have
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    store = Store.open(str(tmp_path_factory.mktemp("report") / "hub.sqlite3"))
+    for staff, department in STAFF.items():
+        store.add_staff(staff, name=f"name-{staff}", department=department)
+    return store
+
+
+@settings(max_examples=60)
+@given(rows_strategy, st.sampled_from(["staff", "department"]), st.integers(0, 5))
+def test_figures_match_a_count_done_by_hand(store: Store, rows: list[tuple], by: str, timeout_score: int) -> None:  # type: ignore[type-arg]
+    fill(store, rows)
+    figures = {f.key: f for f in aggregate(store, parse_period("2026-11"), by)}
+    expected: dict[str, dict[int, int]] = {}
+    unanswered: dict[str, int] = {}
+    for given_staff, kind, score, flags, day, superseded in rows:
+        staff = given_staff if kind == "press" or given_staff else "E1"
+        if staff is None or superseded or flags or not day.startswith("2026-11"):
+            continue
+        key = staff if by == "staff" else STAFF[staff]
+        counts = expected.setdefault(key, dict.fromkeys(range(1, 6), 0))
+        if kind == "timeout":
+            unanswered[key] = unanswered.get(key, 0) + 1
+        else:
+            counts[score] += 1
+    assert set(figures) == set(expected)
+    for key, counts in expected.items():
+        got = figures[key]
+        assert got.levels == counts
+        assert got.unanswered == unanswered.get(key, 0)
+        counted = dict(counts)
+        if timeout_score:
+            counted[timeout_score] += unanswered.get(key, 0)
+        total = sum(counted.values())
+        assert got.total(timeout_score) == total
+        if total:
+            assert got.mean(timeout_score) == Fraction(sum(k * v for k, v in counted.items()), total)
+            assert got.satisfaction(timeout_score) == Fraction(counted[5] + counted[4], total)
+
+
+def test_formats_agree(store: Store) -> None:
+    fill(
+        store,
+        [
+            ("E1", "press", 5, "", "2026-11-02", False),
+            ("E1", "press", 4, "", "2026-11-02", False),
+            ("E3", "press", 1, "", "2026-11-02", False),
+            ("E3", "timeout", 1, "", "2026-11-02", False),
+        ],
+    )
+    period = parse_period("2026-11")
+    rows = aggregate(store, period, "staff")
+    as_json = json.loads(render(rows, by="staff", period=period, fmt="json", timeout_score=3))
+    as_csv = list(csv.DictReader(io.StringIO(render(rows, by="staff", period=period, fmt="csv", timeout_score=3))))
+    table = render(rows, by="staff", period=period, fmt="table", timeout_score=3)
+    assert [r["staff"] for r in as_json["rows"]] == [r["staff"] for r in as_csv] == ["E1", "E3"]
+    assert as_json["rows"][1] == {
+        "staff": "E3",
+        "name": "name-E3",
+        "department": "B",
+        "n5": 0,
+        "n4": 0,
+        "n3": 0,
+        "n2": 0,
+        "n1": 1,
+        "unanswered": 1,
+        "total": 2,
+        "mean": "2.00",
+        "satisfaction": "0.0",
+    }
+    assert as_csv[0]["satisfaction"] == "100.0"
+    assert as_json["total"]["total"] == 4
+    assert "非常满意" in table
+    assert "name-E1" in table
+    assert table.splitlines()[-1].endswith("counts as level 3")
+
+
+def test_table_columns_line_up_with_chinese_text(store: Store) -> None:
+    store.add_staff("E9", name="欧阳娜娜", department="不动产登记")
+    fill(store, [("E9", "press", 5, "", "2026-11-02", False), ("E1", "press", 5, "", "2026-11-02", False)])
+    period = parse_period("2026-11-02")
+    lines = render(aggregate(store, period, "staff"), by="staff", period=period, fmt="table", timeout_score=0)
+    widths = {len(line.encode("gbk", "replace")) for line in lines.splitlines()[:3]}
+    assert len(widths) == 1, lines
+
+
+@pytest.mark.parametrize("text", ["2026", "2026-13", "2026-02-30", "26-01", "2026-1-01", "yesterday"])
+def test_bad_periods(text: str) -> None:
+    with pytest.raises(ReportError, match="period"):
+        parse_period(text)
+
+
+def test_periods() -> None:
+    assert str(parse_period("2024-02").last) == "2024-02-29"
+    assert str(parse_period("2026-11-22").first) == "2026-11-22"
+
+
+def test_an_empty_group_has_no_mean() -> None:
+    assert Figures(key="x").mean(3) is None
+    assert Figures(key="x").satisfaction(0) is None
+
+
+def test_the_report_command_prints_each_format(
+    store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from simulator.cli import main
+
+    fill(store, [("E1", "press", 5, "", "2026-11-02", False)])
+    for fmt in ("table", "csv", "json"):
+        assert (
+            main(["report", "--db", str(store.path), "--period", "2026-11", "--by", "department", "--format", fmt]) == 0
+        )
+    out = capsys.readouterr().out
+    assert '"department": "A"' in out
+    assert main(["report", "--db", str(tmp_path / "none.db"), "--period", "2026-11"]) == 2
+    assert main(["report", "--db", str(store.path), "--period", "2026-13"]) == 2
+    err = capsys.readouterr().err
+    assert "no hub database at" in err
+    assert "month must be in 1..12" in err
+
+
+def test_uninvited_presses_are_left_out_unless_counted(store: Store) -> None:
+    fill(store, [("E1", "press", 5, "uninvited", "2026-11-02", False), ("E1", "press", 3, "", "2026-11-02", False)])
+    period = parse_period("2026-11")
+    [default] = aggregate(store, period, "staff")
+    assert default.total(0) == 1
+    [counted] = aggregate(store, period, "staff", count_uninvited=True)
+    assert counted.total(0) == 2

@@ -1,0 +1,77 @@
+"""`pingjia demo` as a user runs it: bounded, on the embedded broker or a given one, and Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulator.processes import MosquittoBroker
+
+pytestmark = pytest.mark.slow
+
+
+def run_demo(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    result = subprocess.run(
+        [sys.executable, "-m", "simulator.cli", "demo", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return summary
+
+
+def test_bounded_demo_on_the_embedded_broker_loses_nothing(tmp_path: Path) -> None:
+    summary = run_demo(["--seconds", "8", "--devices", "4", "--speed", "6", "--quiet", "--data", str(tmp_path)])
+    assert summary["pressed"] > 0
+    assert summary["stored"] == summary["pressed"]
+    assert (summary["lost"], summary["duplicates"], summary["unexpected"]) == (0, 0, 0)
+    assert summary["first_stored_s"] is not None
+    assert summary["rejects"] == {}
+    # A second run carries on with the same terminals and seqs.
+    again = run_demo(["--seconds", "5", "--devices", "4", "--speed", "6", "--quiet", "--data", str(tmp_path)])
+    assert (again["lost"], again["duplicates"]) == (0, 0)
+
+
+@pytest.mark.broker
+def test_demo_uses_the_broker_it_is_given(tmp_path: Path, mosquitto: MosquittoBroker) -> None:
+    summary = run_demo(
+        ["--seconds", "6", "--devices", "3", "--speed", "6", "--quiet", "--data", str(tmp_path)],
+        env={"PINGJIA_BROKER": mosquitto.url},
+    )
+    assert summary["pressed"] > 0
+    assert (summary["lost"], summary["duplicates"]) == (0, 0)
+
+
+def test_ctrl_c_drains_prints_the_tables_and_the_tallies(tmp_path: Path) -> None:
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "simulator.cli", "demo", "--devices", "2", "--speed", "8", "--data", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert demo.stdout is not None
+    lines = []
+    for line in demo.stdout:
+        lines.append(line)
+        if "stored at hub" in line and " stored at hub      0" not in line:
+            break
+    demo.send_signal(signal.SIGINT)
+    rest, errors = demo.communicate(timeout=120)
+    output = "".join(lines) + rest
+    assert demo.returncode == 0, output + errors
+    assert "per department" in output
+    assert "per staff member" in output
+    summary = json.loads(output.strip().splitlines()[-1])
+    assert summary["pressed"] > 0
+    assert (summary["lost"], summary["duplicates"]) == (0, 0)

@@ -1,0 +1,139 @@
+"""End to end through a real Mosquitto: terminals -> broker -> hub, with real faults mid-stream."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hub.audit import audit
+from hub.store import Store
+from simulator.processes import HubProcess, MosquittoBroker, TerminalProcess
+from tests.helpers import make_terminals
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+# These tests are about delivery: every press is a rating (open mode, no amend or misuse windows).
+TERMINAL_SETTINGS = [
+    "thank_you_ms=0",
+    "mode=open",
+    "amend_window_s=0",
+    "misuse_interval_s=0",
+    "burst_presses=1000",
+    "ack_timeout_s=2",
+    "reconnect_min_s=0.1",
+    "reconnect_max_s=1",
+]
+
+
+class Customers(threading.Thread):
+    """Presses keys on every terminal at a steady pace until stopped (the simulated queue of people)."""
+
+    def __init__(self, terminals: list[TerminalProcess], pace_s: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.terminals = terminals
+        self.pace_s = pace_s
+        self.halt = threading.Event()
+        self.rng = random.Random(5)
+
+    def run(self) -> None:
+        while not self.halt.wait(self.pace_s):
+            for terminal in self.terminals:
+                terminal.press(self.rng.randint(3, 5))  # no reasons window: every press a rating
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join()
+
+
+@pytest.fixture
+def hall(tmp_path: Path, mosquitto: MosquittoBroker) -> Iterator[tuple[str, list[TerminalProcess], HubProcess]]:
+    db = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
+    store = Store.open(db)
+    store.add_staff("E1", name="王芳", department="综合受理")
+    folders = make_terminals(store, tmp_path, 4)
+    store.close()
+    hub = HubProcess(db=db, broker_url=mosquitto.url, log=tmp_path / "hub.log").start()
+    hub.wait_online()
+    terminals = [
+        TerminalProcess(
+            folder, broker_url=mosquitto.url, settings=TERMINAL_SETTINGS, log=tmp_path / f"{folder.name}.log"
+        )
+        for folder in folders
+    ]
+    for terminal in terminals:
+        terminal.start()
+    for terminal in terminals:
+        terminal.wait_for(lambda t: t.online, 30, "the terminal to connect")
+        terminal.login("E1")
+    try:
+        yield db, terminals, hub
+    finally:
+        for terminal in terminals:
+            terminal.quit()
+        hub.stop()
+
+
+def drain_and_check(db: str, terminals: list[TerminalProcess]) -> int:
+    for terminal in terminals:
+        # The clerk leaves: once the terminal shows "closed", every press before it has been handled.
+        terminal.send("logout")
+        terminal.wait_for(lambda t: t.state == "closed", 30, "the terminal to close")
+        terminal.wait_for(lambda t: t.acked >= t.last_thanked, 90, "the hub to ack every thanked rating")
+    store = Store.open(db, create=False)
+    total = 0
+    for terminal in terminals:
+        thanked = terminal.thanked
+        assert len(thanked) == len(set(thanked)), "a seq was thanked twice"
+        stored = store.stored_seqs(terminal.device)
+        assert stored == sorted(terminal.recorded), f"{terminal.device}: stored != recorded"
+        assert set(thanked) <= set(stored), f"{terminal.device}: a thanked rating is missing"
+        total += len(stored)
+    assert store.rating_count() == total  # nothing stored twice, nothing extra
+    assert audit(store)["problems"] == []
+    store.close()
+    return total
+
+
+def test_pressed_equals_stored_across_a_broker_restart(
+    hall: tuple[str, list[TerminalProcess], HubProcess], mosquitto: MosquittoBroker
+) -> None:
+    db, terminals, hub = hall
+    customers = Customers(terminals)
+    customers.start()
+    for terminal in terminals:
+        terminal.wait_for(lambda t: t.acked >= 20, 30, "20 ratings acked before the fault")
+    mosquitto.kill()  # SIGKILL: whatever the broker held in memory is gone
+    for terminal in terminals:
+        terminal.wait_for(lambda t: not t.online, 30, "the terminal to notice the broker is gone")
+        base = len(terminal.thanked)
+        terminal.wait_for(lambda t: len(t.thanked) >= base + 20, 30, "ratings thanked while offline")
+    mosquitto.start()
+    for terminal in terminals:
+        terminal.wait_for(lambda t: t.online, 30, "the terminal to reconnect")
+        base = terminal.acked
+        terminal.wait_for(lambda t: t.acked >= base + 20, 30, "ratings acked after the restart")
+    customers.stop()
+    total = drain_and_check(db, terminals)
+    assert total >= 4 * 60
+    assert hub.alive()
+
+
+def test_pressed_equals_stored_when_the_hub_is_killed_mid_ingest(
+    hall: tuple[str, list[TerminalProcess], HubProcess],
+) -> None:
+    db, terminals, hub = hall
+    customers = Customers(terminals)
+    customers.start()
+    for round_ in range(3):
+        for terminal in terminals:
+            terminal.wait_for(lambda t: t.acked >= (round_ + 1) * 20, 30, "ratings acked before the kill")
+        hub.kill()  # SIGKILL while groups are being stored and acked
+        hub.start()
+        hub.wait_online()
+    customers.stop()
+    total = drain_and_check(db, terminals)
+    assert total >= 4 * 60
