@@ -39,10 +39,10 @@ from device.flow import (
     StoreFailed,
     Thank,
 )
-from device.identity import OUTBOX_FILE, SETTINGS_FILE, Identity
+from device.identity import SETTINGS_FILE, Identity, open_outbox
 from device.keys import BadInput, CardTap, Debouncer, Quit
 from device.mqtt import BrokerUrl, Inbound, LinkDown, LinkUp, MqttSession
-from device.outbox import Outbox, OutboxError
+from device.outbox import OutboxError
 from device.panel import CardRead, KeyDown, KeyUp, PanelDown, PanelUp
 from device.settings import Settings, SettingsError
 from protocol import (
@@ -113,10 +113,16 @@ class Terminal:
         self.clock = clock
         self.emit = emit
         self.inbox: queue.Queue[object] = queue.Queue()
-        self.outbox = Outbox(identity.data_dir / OUTBOX_FILE, device=self.device, create=False)
+        self.outbox = open_outbox(identity)
+        try:  # a start is counted before anything else; on a full disk it is counted in memory
+            self.outbox.next_boot()
+            self._storage_error: str | None = None
+        except OutboxError as exc:
+            self._storage_error = str(exc)
+        self.boots = self.outbox.boots
         self.settings = Settings(identity.data_dir / SETTINGS_FILE)
         self._saved_staff: str | None = self.settings.get("staff")
-        self.flow = Flow(rules=_rules(config), staff=self._saved_staff)
+        self.flow = Flow(rules=_rules(config), staff=self._saved_staff, out_of_service=self._storage_error is not None)
         self.delivery = Delivery(
             acked=self.outbox.acked,
             head=self.outbox.head[0],
@@ -127,7 +133,6 @@ class Terminal:
         )
         self.debouncer = Debouncer(config.debounce_ms)
         self._reason_labels = [label.strip() for label in config.reason_labels.split(",")]
-        self.boots = self.outbox.next_boot()
         self.session_id = 0
         self.last_error: str | None = None
         self.rejected = 0
@@ -141,7 +146,7 @@ class Terminal:
         self._last_event_ms = now
         self._next_prune_ms = now
         self._next_health_ms = now
-        self._next_probe_ms: int | None = None
+        self._next_probe_ms: int | None = None if self._storage_error is None else now + _PROBE_EVERY_MS
         self._epoch_ms = clock.wall_ms() - now  # wall minus mono: moves only when the wall clock jumps
         self._topics = {channel: topic(self.device, channel) for channel in Channel}
         self.panel = panel(self.inbox.put) if panel is not None else None
@@ -174,6 +179,8 @@ class Terminal:
         if self.panel is not None:
             self.panel.start()
         head, acked = self.outbox.head[0], self.outbox.acked
+        if self._storage_error is not None:
+            self._error(f"out of service: {self._storage_error}")
         self.emit({"event": "ready", "device": self.device, "head": head, "acked": acked, "state": self.flow.state})
         log.info("%s: ready, head seq %d, acked %d, state %s", self.device, head, acked, self.flow.state)
         self._show(Display(self.flow.state, self.flow.staff))
@@ -243,7 +250,7 @@ class Terminal:
             self._probe(now)
         if self._dirty and now - self._last_event_ms >= _IDLE_CHECKPOINT_MS:
             self._dirty = False
-            self._guard(self.outbox.save_acked)
+            self._guard(self.outbox.save_meta)
             self._guard(self.outbox.checkpoint)
         if now >= self._next_prune_ms:
             self._next_prune_ms = now + _PRUNE_EVERY_MS
@@ -377,6 +384,7 @@ class Terminal:
             if free < _PROBE_FREE_BYTES:
                 raise OutboxError(f"only {free} bytes free")
             self.outbox.probe(self.clock.wall_ms())
+            self.outbox.save_meta()  # a start counted only in memory while the disk was full
         except (OutboxError, OSError):
             self._next_probe_ms = now + _PROBE_EVERY_MS
             return

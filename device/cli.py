@@ -8,10 +8,16 @@ import logging
 import os
 import signal
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = ["register"]
+
+T = TypeVar("T")
+
+_STORAGE_RETRY_S = 1.0  # how often a terminal whose outbox cannot be opened tries again
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -79,12 +85,12 @@ def _init(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     from device import identity
-    from device.outbox import Outbox, OutboxError
+    from device.outbox import OutboxError
     from device.settings import Settings
 
     try:
         loaded = identity.load(args.data)
-        outbox = Outbox(args.data / identity.OUTBOX_FILE, device=loaded.device, create=False)
+        outbox = identity.open_outbox(loaded)
         checked = outbox.verify_chain()
     except (identity.IdentityError, OutboxError) as exc:
         print(f"pingjia device show: {exc}", file=sys.stderr)
@@ -180,7 +186,13 @@ def _run(args: argparse.Namespace) -> int:
             return PanelLink(port=config.panel_port, on_event=post)
 
     clock: Clock = OffsetClock(args.clock_offset_file) if args.clock_offset_file else SystemClock()
-    terminal = Terminal(identity=loaded, config=config, broker=broker, clock=clock, emit=emit, panel=panel)
+    try:
+        terminal = _when_storage_opens(
+            lambda: Terminal(identity=loaded, config=config, broker=broker, clock=clock, emit=emit, panel=panel), emit
+        )
+    except identity.IdentityError as exc:
+        print(f"pingjia device run: {exc}", file=sys.stderr)
+        return 2
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda number, _frame: terminal.post(Quit(signal.Signals(number).name)))
     # Lines on stdin drive a terminal without a panel; with a panel (under systemd stdin is empty)
@@ -189,3 +201,23 @@ def _run(args: argparse.Namespace) -> int:
     StdinKeys(sys.stdin.fileno(), terminal.post, quit_at_end=quit_at_end).start()
     terminal.run()
     return 0
+
+
+def _when_storage_opens(make: Callable[[], T], emit: Callable[[dict[str, Any]], None]) -> T:
+    """`make()`, again every second while the outbox cannot be opened.
+
+    The outbox is there but cannot be opened now (a full disk, an I/O error): its records are
+    intact, so the terminal waits for it, saying so, rather than exit into a restart loop.
+    """
+    from device.outbox import OutboxError
+
+    said = None
+    while True:
+        try:
+            return make()
+        except OutboxError as exc:
+            if str(exc) != said:  # once per distinct error, not once a second
+                said = str(exc)
+                print(f"pingjia device run: out of service, waiting for the outbox: {exc}", file=sys.stderr)
+                emit({"event": "error", "detail": f"out of service: {exc}"})
+            time.sleep(_STORAGE_RETRY_S)

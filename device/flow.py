@@ -8,7 +8,8 @@ refuse, show a state, raise a misuse alarm.
 Rules it keeps:
 - A record is made durable before anything else happens: every record goes through STORING, and
   only the driver's `Stored` leads on (with the thank-you if it was a rating); `StoreFailed` leads
-  to OUT_OF_SERVICE, so a customer is never thanked for a rating that was not kept.
+  to OUT_OF_SERVICE, so a customer is never thanked for a rating that was not kept. A terminal
+  whose outbox cannot take a write when it starts begins there too.
 - One rating per service (一次一评): in `invited` mode the clerk's invite opens a window; one press
   in it is the rating, none becomes a `timeout` record. A press with no invite is kept, flagged
   `uninvited`. In `open` mode every press while someone is logged in is a rating.
@@ -272,10 +273,12 @@ class _Burst:
 class Flow:
     """One terminal's flow. Feed events with the current monotonic time; carry out the effects."""
 
-    def __init__(self, *, rules: FlowRules, staff: str | None = None) -> None:
+    def __init__(self, *, rules: FlowRules, staff: str | None = None, out_of_service: bool = False) -> None:
+        """Start closed, or idle for the staff logged in before; out of service when the outbox
+        cannot take a write at start (until `Recovered`)."""
         self.rules = rules
         self.staff = staff
-        self.state = State.IDLE if staff else State.CLOSED
+        self.state = State.OUT_OF_SERVICE if out_of_service else State.IDLE if staff else State.CLOSED
         self.deadline_ms: int | None = None  # when to send Expire, if the state has a deadline
         self.ticket: str | None = None  # of the open invitation
         self.reasons: list[int] = []

@@ -13,11 +13,11 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from device.outbox import Outbox, OutboxError
+from device.outbox import ForeignOutbox, Outbox
 from device.settings import Settings
 from protocol import SigningKey, valid_device_id
 
-__all__ = ["KEY_FILE", "OUTBOX_FILE", "SETTINGS_FILE", "Identity", "IdentityError", "create", "load"]
+__all__ = ["KEY_FILE", "OUTBOX_FILE", "SETTINGS_FILE", "Identity", "IdentityError", "create", "load", "open_outbox"]
 
 KEY_FILE = "device.key"
 SETTINGS_FILE = "settings.json"
@@ -33,6 +33,7 @@ class Identity:
     device: str
     key: SigningKey
     data_dir: Path
+    outbox_id: str  # the outbox made with this key: only that one may carry its seqs
 
     @property
     def public_hex(self) -> str:
@@ -65,14 +66,14 @@ def create(data_dir: Path, device: str | None = None) -> Identity:
     settings = Settings(data_dir / SETTINGS_FILE)
     settings.update(device=device, outbox_id=outbox_id)
     settings.close()
-    return Identity(device=device, key=key, data_dir=data_dir)
+    return Identity(device=device, key=key, data_dir=data_dir, outbox_id=outbox_id)
 
 
 def load(data_dir: Path) -> Identity:
-    """Load the identity and check it belongs with the outbox beside it.
+    """Load the identity (key, device id, and the id of the outbox made with it).
 
-    Refuses to start when the outbox is missing or was replaced: starting a fresh outbox under an
-    old key would reuse seqs the hub already holds.
+    Reads only: a terminal whose disk is full can still load it. `open_outbox` checks that the
+    outbox beside it is the one made with this key.
     """
     key_path = data_dir / KEY_FILE
     try:
@@ -89,12 +90,27 @@ def load(data_dir: Path) -> Identity:
     device, outbox_id = document.get("device"), document.get("outbox_id")
     if not isinstance(device, str) or not isinstance(outbox_id, str):
         raise IdentityError(f"{data_dir / SETTINGS_FILE} lacks the device id; the identity is incomplete")
+    return Identity(device=device, key=key, data_dir=data_dir, outbox_id=outbox_id)
+
+
+def open_outbox(loaded: Identity) -> Outbox:
+    """Open the identity's own outbox.
+
+    IdentityError when it is missing or was replaced: starting a fresh outbox under an old key
+    would reuse seqs the hub already holds. OutboxError when it is there but cannot be opened now
+    (a full disk, an I/O error): that may pass, and the caller may try again.
+    """
+    path = loaded.data_dir / OUTBOX_FILE
+    if not path.exists():
+        raise IdentityError(f"outbox {path} is missing: refusing to restart seqs under an existing key; re-pair")
     try:
-        outbox = Outbox(data_dir / OUTBOX_FILE, device=device, create=False)
-    except OutboxError as exc:
-        raise IdentityError(f"{exc}: refusing to restart seqs under an existing key; re-pair this terminal") from exc
-    found = outbox.outbox_id
-    outbox.close()
-    if found != outbox_id:
-        raise IdentityError(f"the outbox in {data_dir} is not the one made with this identity ({found} != {outbox_id})")
-    return Identity(device=device, key=key, data_dir=data_dir)
+        outbox = Outbox(path, device=loaded.device, create=False)
+    except ForeignOutbox as exc:
+        raise IdentityError(str(exc)) from exc
+    if outbox.outbox_id != loaded.outbox_id:
+        found = outbox.outbox_id
+        outbox.close()
+        raise IdentityError(
+            f"the outbox in {loaded.data_dir} is not the one made with this identity ({found} != {loaded.outbox_id})"
+        )
+    return outbox

@@ -22,7 +22,7 @@ from protocol import GENESIS, ProtocolError, Rating, leaf_hash, rating_from_wire
 from protocol import decode as decode_json
 from protocol.limits import MAX_MESSAGE_BYTES
 
-__all__ = ["Appended", "Outbox", "OutboxError", "Pending"]
+__all__ = ["Appended", "ForeignOutbox", "Outbox", "OutboxError", "Pending"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -40,6 +40,10 @@ _ENVELOPE_BYTES = 1024
 
 class OutboxError(Exception):
     """The outbox could not store or read (disk full, unwritable, corrupt, or not this device's)."""
+
+
+class ForeignOutbox(OutboxError):
+    """The outbox belongs to another device: no retry will make it this one's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,9 @@ class Outbox:
             raise OutboxError(f"outbox {path} is missing")
         try:
             self._db = sqlite3.connect(path, isolation_level=None, timeout=10)
+        except sqlite3.Error as exc:
+            raise OutboxError(f"cannot open outbox {path}: {exc}") from exc
+        try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
@@ -77,15 +84,17 @@ class Outbox:
                 self._db.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", meta.items())
             row = self._db.execute("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
         except sqlite3.Error as exc:
+            self._db.close()
             raise OutboxError(f"cannot open outbox {path}: {exc}") from exc
         if meta["device"] != device:
-            raise OutboxError(f"outbox {path} belongs to device {meta['device']}, not {device}")
+            self._db.close()
+            raise ForeignOutbox(f"outbox {path} belongs to device {meta['device']}, not {device}")
         self.path = path
         self.device = device
         self.outbox_id: str = meta["outbox_id"]
         self._acked = int(meta["acked"])
         self._acked_saved = self._acked
-        self._boots = int(meta["boots"])
+        self._boots = self._boots_saved = int(meta["boots"])
         self._head: tuple[int, str] = (row[0], row[1]) if row else (0, GENESIS)
 
     # -- writing ------------------------------------------------------------------------------------
@@ -115,7 +124,7 @@ class Outbox:
     def mark_acked(self, upto: int) -> bool:
         """Record that the hub holds every seq up to `upto`; True if that moved the watermark.
 
-        In memory at once; on disk at the next `save_acked()`. A watermark lost in a power cut only
+        In memory at once; on disk at the next `save_meta()`. A watermark lost in a power cut only
         means sending again records the hub already holds, which it acks and does not store twice.
         """
         upto = min(upto, self._head[0])
@@ -124,15 +133,23 @@ class Outbox:
         self._acked = upto
         return True
 
-    def save_acked(self) -> None:
-        """Write the watermark (one small transaction); call when idle and before stopping."""
-        if self._acked == self._acked_saved:
-            return
-        try:
-            self._db.execute("UPDATE meta SET value = ? WHERE key = 'acked'", (str(self._acked),))
-        except sqlite3.Error as exc:
-            raise OutboxError(f"cannot record ack {self._acked}: {exc}") from exc
-        self._acked_saved = self._acked
+    def save_meta(self) -> None:
+        """Write the watermark and the boot count if they moved (one small transaction each).
+
+        Call when idle and before stopping.
+        """
+        if self._boots != self._boots_saved:
+            try:
+                self._db.execute("UPDATE meta SET value = ? WHERE key = 'boots'", (str(self._boots),))
+            except sqlite3.Error as exc:
+                raise OutboxError(f"cannot count boot {self._boots}: {exc}") from exc
+            self._boots_saved = self._boots
+        if self._acked != self._acked_saved:
+            try:
+                self._db.execute("UPDATE meta SET value = ? WHERE key = 'acked'", (str(self._acked),))
+            except sqlite3.Error as exc:
+                raise OutboxError(f"cannot record ack {self._acked}: {exc}") from exc
+            self._acked_saved = self._acked
 
     def prune(self, *, older_than_ms: int) -> int:
         """Delete acked records created before `older_than_ms`; never the newest (it is the chain head).
@@ -150,12 +167,17 @@ class Outbox:
         return cursor.rowcount
 
     def next_boot(self) -> int:
-        """Count one more start of the terminal process (the high part of MQTT session ids)."""
+        """Count one more start of the terminal process (the high part of MQTT session ids).
+
+        The count moves in memory even when it cannot be written (OutboxError); `save_meta` writes
+        it once the disk takes writes again.
+        """
         self._boots += 1
-        try:
-            self._db.execute("UPDATE meta SET value = ? WHERE key = 'boots'", (str(self._boots),))
-        except sqlite3.Error as exc:
-            raise OutboxError(f"cannot count boot: {exc}") from exc
+        self.save_meta()
+        return self._boots
+
+    @property
+    def boots(self) -> int:
         return self._boots
 
     def probe(self, now_ms: int) -> None:
@@ -246,5 +268,5 @@ class Outbox:
 
     def close(self) -> None:
         with contextlib.suppress(OutboxError):
-            self.save_acked()
+            self.save_meta()
         self._db.close()

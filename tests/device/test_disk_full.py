@@ -90,3 +90,74 @@ def test_a_full_disk_takes_the_terminal_out_of_service_and_never_thanks_a_lost_r
     outbox.close()
     assert set(terminal.thanked) <= stored, "a thanked rating is not in the outbox"
     assert sorted(stored) == list(range(1, max(stored) + 1))
+
+
+def _out_of_service_terminal(folder: Path, log: Path) -> TerminalProcess:
+    return TerminalProcess(
+        folder,
+        broker_url=None,
+        log=log,
+        settings=["thank_you_ms=0", "mode=open", "amend_window_s=0", "misuse_interval_s=0"],
+    )
+
+
+def test_a_power_cut_while_the_disk_is_full_restarts_out_of_service_and_recovers(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    folder = small_disk / "t01"
+    identity.create(folder, "t01")
+    terminal = _out_of_service_terminal(folder, tmp_path / "t01.log")
+    terminal.start()
+    try:
+        terminal.wait_for(lambda t: t.ready, 20, "the terminal to start")
+        terminal.login("E1")
+        terminal.press(5)
+        terminal.wait_for(lambda t: t.thanked == [1], 10, "a rating while there is room")
+        filler = fill(small_disk)
+        terminal.kill()  # the power goes while the disk is full
+        terminal.start()
+        terminal.wait_for(lambda t: t.ready, 20, "the terminal to start on a full disk")
+        assert terminal.state == "out_of_service"
+        assert any("out of service" in e.get("detail", "") for e in terminal.events if e.get("event") == "error")
+        terminal.press(4)
+        terminal.wait_for(
+            lambda t: any(e.get("reason") == "out_of_service" for e in t.events if e.get("event") == "refused"),
+            10,
+            "the press refused, not thanked",
+        )
+        os.remove(filler)
+        terminal.wait_for(lambda t: t.state == "idle", 30, "the terminal back, with its clerk, once there is room")
+        terminal.press(3)
+        terminal.wait_for(lambda t: t.thanked == [1, 2], 10, "a rating after recovery")
+    finally:
+        terminal.quit()
+    outbox = Outbox(folder / identity.OUTBOX_FILE, device="t01", create=False)
+    assert outbox.boots == 2, "the start on the full disk was counted once there was room"
+    assert [record.seq for record in outbox.records()] == [1, 2]
+    outbox.close()
+
+
+def test_a_terminal_that_cannot_open_its_outbox_waits_for_it_instead_of_exiting(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    folder = small_disk / "t01"
+    identity.create(folder, "t01")
+    terminal = _out_of_service_terminal(folder, tmp_path / "t01.log")
+    terminal.start()
+    terminal.wait_for(lambda t: t.ready, 20, "the terminal to start")
+    assert terminal.quit() == 0  # a clean stop folds and removes the WAL: opening again needs room
+    filler = fill(small_disk)
+    terminal.start()
+    try:
+        terminal.wait_for(
+            lambda t: any("cannot open outbox" in e.get("detail", "") for e in t.events), 20, "the terminal to say why"
+        )
+        assert terminal.alive(), "the terminal exited instead of waiting"
+        assert not terminal.ready
+        os.remove(filler)
+        terminal.wait_for(lambda t: t.ready, 20, "the terminal to start once there is room")
+        terminal.login("E1")
+        terminal.press(5)
+        terminal.wait_for(lambda t: t.thanked == [1], 10, "a rating")
+    finally:
+        terminal.quit()

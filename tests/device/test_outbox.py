@@ -75,11 +75,11 @@ def test_acks_move_a_persistent_watermark_and_pruning_keeps_unacked_and_the_head
     assert outbox.mark_acked(3)
     assert not outbox.mark_acked(2)
     assert outbox.prune(older_than_ms=200) == 0  # acked in memory only: not yet safe to forget
-    outbox.save_acked()
+    outbox.save_meta()
     assert outbox.prune(older_than_ms=200) == 3
     assert [r.seq for r in outbox.records()] == [4, 5]
     outbox.mark_acked(5)
-    outbox.save_acked()
+    outbox.save_meta()
     assert outbox.prune(older_than_ms=200) == 1  # seq 4 goes; seq 5 is the chain head and stays
     outbox.close()
     again = Outbox(tmp_path / "o.db", device="d1")
@@ -94,7 +94,7 @@ def test_young_acked_records_are_kept_for_the_retention_period(tmp_path: Path) -
     for _ in range(3):
         outbox.append(builder(), now_ms=1_000)
     outbox.mark_acked(3)
-    outbox.save_acked()
+    outbox.save_meta()
     assert outbox.prune(older_than_ms=500) == 0
 
 
@@ -140,7 +140,7 @@ def test_an_unsaved_watermark_is_lost_in_a_crash_but_nothing_unsent_is_pruned(tm
     for _ in range(4):
         outbox.append(builder(), now_ms=100)
     outbox.mark_acked(2)
-    outbox.save_acked()
+    outbox.save_meta()
     outbox.mark_acked(4)  # then the power goes: the process dies without closing
     crashed = sqlite3.connect(tmp_path / "o.db")
     assert crashed.execute("SELECT value FROM meta WHERE key = 'acked'").fetchone() == ("2",)

@@ -53,16 +53,18 @@ def test_a_bad_device_id_is_refused(tmp_path: Path) -> None:
 def test_a_lost_outbox_is_refused_rather_than_reusing_seqs(tmp_path: Path) -> None:
     identity.create(tmp_path / "t", "c1")
     os.remove(tmp_path / "t" / identity.OUTBOX_FILE)
+    loaded = identity.load(tmp_path / "t")
     with pytest.raises(identity.IdentityError, match="refusing to restart seqs"):
-        identity.load(tmp_path / "t")
+        identity.open_outbox(loaded)
 
 
 def test_a_swapped_outbox_is_refused(tmp_path: Path) -> None:
     identity.create(tmp_path / "a", "c1")
     identity.create(tmp_path / "b", "c1")
     os.replace(tmp_path / "b" / identity.OUTBOX_FILE, tmp_path / "a" / identity.OUTBOX_FILE)
+    loaded = identity.load(tmp_path / "a")
     with pytest.raises(identity.IdentityError, match="is not the one made with this identity"):
-        identity.load(tmp_path / "a")
+        identity.open_outbox(loaded)
 
 
 def test_a_readable_key_is_refused(tmp_path: Path) -> None:
