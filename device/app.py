@@ -525,6 +525,9 @@ class Terminal:
         for rejection in ack.rejects:
             self.rejected += 1
             self._error(f"hub rejected seq {rejection.seq}: {rejection.reason.value}: {rejection.detail}")
+        if self.delivery.hub_behind(ack.upto):
+            self._hub_behind(ack.upto)
+            return
         try:
             self.outbox.mark_acked(ack.upto)
         except OutboxError as exc:
@@ -533,6 +536,22 @@ class Terminal:
         if self.delivery.ack(ack.upto, now):
             self._dirty = True  # the watermark is saved when the terminal is next idle
             self.emit({"event": "acked", "upto": self.delivery.acked, "depth": self.outbox.depth})
+
+    def _hub_behind(self, upto: int) -> None:
+        """The hub holds less than it acked (restored from an older backup): send the rest again."""
+        watermark = self.delivery.acked
+        try:
+            kept_from = self.outbox.rewind_acked(upto)
+        except OutboxError as exc:
+            self._error(str(exc))
+            return
+        self.delivery.rewind(kept_from)
+        self._dirty = True
+        detail = f"the hub holds seqs up to {upto}, below the acked {watermark}; sending from {kept_from + 1} again"
+        if kept_from > upto:
+            detail += f"; seqs {upto + 1}..{kept_from} were pruned here and must come from the hub's newer backup"
+        self._error(detail)
+        self.emit({"event": "hub_behind", "upto": upto, "acked": watermark, "resend_from": kept_from + 1})
 
     def _pump(self, now: int) -> None:
         """Send what the window allows; yield to waiting key events after each batch."""

@@ -5,6 +5,11 @@ QoS 1 messages when a subscriber's queue is full). So: send unacked records olde
 `window` of them outstanding; when no ack has moved the watermark for `ack_timeout`, rewind and send
 again from the watermark, doubling the timeout up to a cap; on every new connection, rewind too.
 The hub stores idempotently, so sending again is always safe.
+
+A hub restored from an older backup has lost records it once acked. It says so by answering below
+the watermark. A lower ack is believed only after a resend for lack of progress (a late ack from
+a second hub worker may also be lower, and costs nothing when ignored); then `hub_behind` is true
+and `rewind` moves the watermark back so those records are sent again.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class Delivery:
         self.timeout_ms = ack_timeout_ms
         self.waiting_since_ms: int | None = None  # when the oldest outstanding send started waiting
         self.resends = 0
+        self.stalled = False  # records were sent again for lack of progress, and nothing moved since
 
     @property
     def outstanding(self) -> int:
@@ -61,7 +67,19 @@ class Delivery:
         self.sent = max(self.sent, upto)
         self.timeout_ms = self.base_timeout_ms
         self.waiting_since_ms = now_ms if self.sent > self.acked else None
+        self.stalled = False
         return True
+
+    def hub_behind(self, upto: int) -> bool:
+        """True if an ack for `upto` means the hub lost records it had acked (see the module doc)."""
+        return self.stalled and upto < self.acked
+
+    def rewind(self, upto: int) -> None:
+        """The hub holds only up to `upto`: send again from there."""
+        self.acked = self.sent = min(upto, self.acked)
+        self.waiting_since_ms = None
+        self.timeout_ms = self.base_timeout_ms
+        self.stalled = False
 
     def next_range(self) -> tuple[int, int] | None:
         """(first, count) to send now, or None (nothing new, not connected, or the window is full)."""
@@ -85,6 +103,7 @@ class Delivery:
         self.waiting_since_ms = None
         self.timeout_ms = min(self.timeout_ms * 2, self.max_timeout_ms)
         self.resends += 1
+        self.stalled = True
         return True
 
     def deadline_ms(self) -> int | None:

@@ -133,6 +133,17 @@ class Outbox:
         self._acked = upto
         return True
 
+    def rewind_acked(self, upto: int) -> int:
+        """The hub lost records it had acked: lower the watermark to `upto`, or as far as the records
+        kept here reach (older ones were pruned after the retention); return the new watermark."""
+        try:
+            row = self._db.execute("SELECT min(seq) FROM records").fetchone()
+        except sqlite3.Error as exc:
+            raise OutboxError(f"cannot read the outbox: {exc}") from exc
+        oldest = row[0] if row and row[0] is not None else self._head[0] + 1
+        self._acked = min(self._acked, max(upto, oldest - 1))
+        return self._acked
+
     def save_meta(self) -> None:
         """Write the watermark and the boot count if they moved (one small transaction each).
 
@@ -160,7 +171,7 @@ class Outbox:
         try:
             cursor = self._db.execute(
                 "DELETE FROM records WHERE seq <= ? AND seq < ? AND created_ms < ?",
-                (self._acked_saved, self._head[0], older_than_ms),
+                (min(self._acked, self._acked_saved), self._head[0], older_than_ms),
             )
         except sqlite3.Error as exc:
             raise OutboxError(f"cannot prune: {exc}") from exc

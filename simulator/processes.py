@@ -379,6 +379,8 @@ class TerminalProcess:
                     self.recorded[event["seq"]] = event
                 elif kind == "acked":
                     self.acked = max(self.acked, event["upto"])
+                elif kind == "hub_behind":  # the hub lost records it had acked: they go again
+                    self.acked = event["resend_from"] - 1
                 elif kind == "display":
                     self.state = event["state"]
                 elif kind == "online":

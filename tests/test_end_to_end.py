@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,3 +138,33 @@ def test_pressed_equals_stored_when_the_hub_is_killed_mid_ingest(
     customers.stop()
     total = drain_and_check(db, terminals)
     assert total >= 4 * 60
+
+
+def test_a_hub_restored_from_an_older_backup_gets_back_what_it_lost(
+    hall: tuple[str, list[TerminalProcess], HubProcess], tmp_path: Path
+) -> None:
+    db, terminals, hub = hall
+    path = Path(db.removeprefix("sqlite:///"))
+    customers = Customers(terminals)
+    customers.start()
+    for terminal in terminals:
+        terminal.wait_for(lambda t: t.acked >= 20, 30, "ratings acked before the backup")
+    backup = tmp_path / "backup.sqlite3"
+    with sqlite3.connect(path) as live, sqlite3.connect(backup) as copy:
+        live.backup(copy)  # the nightly backup, taken while the hub runs
+    marks = {terminal.device: terminal.acked for terminal in terminals}
+    for terminal in terminals:
+        terminal.wait_for(lambda t: t.acked >= marks[t.device] + 30, 30, "ratings acked after the backup")
+    hub.kill()  # the hub's disk dies; the technician restores last night's backup
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    backup.replace(path)
+    hub.start()
+    hub.wait_online()
+    for terminal in terminals:
+        terminal.wait_for(
+            lambda t: any(e.get("event") == "hub_behind" for e in t.events), 60, "the terminal to see what the hub lost"
+        )
+    customers.stop()
+    total = drain_and_check(db, terminals)  # every record, the lost ones included, stored once
+    assert total >= 4 * 50

@@ -73,9 +73,29 @@ def test_stale_or_excessive_acks_do_not_move_backwards_or_past_the_head() -> Non
     assert delivery.acked == 5
 
 
+def test_a_lower_ack_is_believed_only_after_a_resend_for_lack_of_progress() -> None:
+    delivery = make(head=10)
+    delivery.connection_up()
+    delivery.mark_sent(10, 0)
+    assert delivery.ack(8, 1)
+    assert not delivery.hub_behind(5), "a late ack (another hub worker's) is not a loss"
+    assert not delivery.ack(5, 2)
+    assert delivery.check_timeout(10_001)  # no progress for a whole timeout: everything unacked again
+    delivery.mark_sent(10, 10_001)
+    assert delivery.hub_behind(5), "the hub still says 5: it lost 6..8 (a restore from an older backup)"
+    delivery.rewind(5)
+    assert delivery.acked == 5
+    assert delivery.next_range() == (6, 5)
+    assert not delivery.hub_behind(3), "a rewind answers one stall"
+    delivery.mark_sent(10, 10_002)
+    assert delivery.ack(10, 10_003)
+    assert delivery.deadline_ms() is None
+
+
 @given(
     st.lists(
-        st.tuples(st.sampled_from(["append", "send", "ack", "tick", "down", "up"]), st.integers(0, 50)), max_size=200
+        st.tuples(st.sampled_from(["append", "send", "ack", "tick", "down", "up", "behind"]), st.integers(0, 50)),
+        max_size=200,
     )
 )
 def test_every_record_is_eventually_sent_after_the_last_ack(steps: list[tuple[str, int]]) -> None:
@@ -102,6 +122,8 @@ def test_every_record_is_eventually_sent_after_the_last_ack(steps: list[tuple[st
             delivery.connection_down()
         elif action == "up":
             delivery.connection_up()
+        elif action == "behind" and delivery.hub_behind(value):  # a hub restored from an older backup
+            delivery.rewind(value)
         assert delivery.acked <= delivery.sent <= delivery.head
     delivery.connection_up()
     offered: list[int] = []

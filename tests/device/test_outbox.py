@@ -89,6 +89,33 @@ def test_acks_move_a_persistent_watermark_and_pruning_keeps_unacked_and_the_head
     assert again.oldest_unacked_ms() == 300
 
 
+def test_a_rewound_watermark_reaches_only_as_far_back_as_the_records_kept(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.db", device="d1")
+    for _ in range(6):
+        outbox.append(builder(), now_ms=100)
+    outbox.mark_acked(4)
+    outbox.save_meta()
+    assert outbox.prune(older_than_ms=200) == 4  # seqs 1..4 are gone here
+    outbox.mark_acked(6)
+    assert outbox.rewind_acked(2) == 4, "seqs 3..4 were pruned: the watermark cannot go below them"
+    assert outbox.rewind_acked(5) == 4, "a rewind never moves the watermark up"
+    outbox.save_meta()
+    outbox.close()
+    again = Outbox(tmp_path / "o.db", device="d1")
+    assert again.acked == 4
+
+
+def test_pruning_never_reaches_past_a_rewound_watermark(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.db", device="d1")
+    for _ in range(5):
+        outbox.append(builder(), now_ms=100)
+    outbox.mark_acked(4)
+    outbox.save_meta()
+    assert outbox.rewind_acked(1) == 1  # the hub lost 2..4; not saved yet
+    assert outbox.prune(older_than_ms=200) == 1
+    assert [r.seq for r in outbox.records()] == [2, 3, 4, 5]
+
+
 def test_young_acked_records_are_kept_for_the_retention_period(tmp_path: Path) -> None:
     outbox = Outbox(tmp_path / "o.db", device="d1")
     for _ in range(3):
