@@ -90,6 +90,7 @@ class Ingest:
         self._preparer = Preparer()
         self._anchors: dict[tuple[str, str], int | None] = {}  # (device, boot) -> hub epoch ms
         self._terminals: dict[str, _Terminal] = {}
+        self._departments: dict[str, str | None] = {}  # staff -> department (None: not registered)
         self._data_version: int | None = None
         self._deltas: Counter[Bucket] = Counter()  # daily_counts changes of the group in progress
         self._unwritten: list[RatingRow] = []  # rows of the group, inserted together unless read sooner
@@ -123,10 +124,12 @@ class Ingest:
         """
         if self.store.kind != "sqlite":
             self._terminals.clear()
+            self._departments.clear()
             return
         version = self.store.data_version()
         if version != self._data_version:
             self._terminals.clear()
+            self._departments.clear()  # a clerk may have moved to another department
             self._data_version = version
 
     def end_group(self) -> None:
@@ -144,6 +147,7 @@ class Ingest:
     def forget(self) -> None:
         """After a failed transaction: nothing remembered since its start can be trusted."""
         self._terminals.clear()
+        self._departments.clear()
         self._deltas.clear()
         self._unwritten.clear()
         self._data_version = None
@@ -287,7 +291,7 @@ class Ingest:
             if record.seq in around:
                 continue
             at_ms, source = self._place(record, self._anchor(record.device, record.boot), now_ms)
-            staff_department = self.store.staff_department(record.staff) if record.staff is not None else None
+            staff_department = self._department(record.staff) if record.staff is not None else None
             rows.append(
                 RatingRow(
                     device=record.device,
@@ -312,6 +316,12 @@ class Ingest:
                 )
             )
         return rows
+
+    def _department(self, staff: str) -> str | None:
+        """The clerk's department, read once per group at most (see `begin_group`)."""
+        if staff not in self._departments:
+            self._departments[staff] = self.store.staff_department(staff)
+        return self._departments[staff]
 
     # -- time ---------------------------------------------------------------------------------------
 

@@ -16,10 +16,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from protocol import Batch, Channel, DecodeError, ProtocolError, Reason, VerifyKey, decode_batch, parse, verify_batches
+from protocol.compact import compact_pickle
 
 __all__ = ["Prepared", "Preparer", "prepare_in_worker", "worker_init"]
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """A message as decoded (and, for a batch, authenticated) before it reaches the store."""

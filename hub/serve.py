@@ -15,6 +15,7 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ __all__ = ["Hub"]
 log = logging.getLogger("pingjia.hub")
 
 _PREPARERS = 2  # worker processes decoding and authenticating, beside the writer
+_GROUPS_AHEAD = 2  # groups being prepared while the writer stores an older one
 
 
 class Hub:
@@ -88,23 +90,21 @@ class Hub:
         log.info("hub %s: serving %s with %s", self.client_id, self.session.url, self.store.kind)
         every_s = self.config.stats_every_s
         next_stats = time.monotonic() + every_s
-        # Two groups in flight under load: the worker processes prepare the next group while this
-        # thread stores the one before; with nothing queued, a group is stored at once.
-        in_flight: _Prepping | None = None
+        # Under load the worker processes prepare the next groups while this thread stores the
+        # oldest one; with nothing queued, each group is stored at once. Groups are stored (and
+        # acked) in the order they arrived.
+        preparing: deque[_Prepping] = deque()
         try:
             while not self._stopping.is_set():
-                group = self._take_group(wait=in_flight is None)
+                group = self._take_group(wait=not preparing)
                 messages = [item for item in group if isinstance(item, Inbound)]
                 for item in group:
                     if isinstance(item, LinkUp | LinkDown):
                         self._link(item)
-                prepping = self._prepare_group(messages) if messages else None
-                if in_flight is not None:
-                    self._store_group(in_flight)
-                in_flight = prepping
-                if in_flight is not None and self.inbox.empty():
-                    self._store_group(in_flight)
-                    in_flight = None
+                if messages:
+                    preparing.append(self._prepare_group(messages))
+                if preparing and (len(preparing) > _GROUPS_AHEAD or not messages or self.inbox.empty()):
+                    self._store_group(preparing.popleft())
                 if time.monotonic() >= next_stats:
                     next_stats = time.monotonic() + every_s
                     self._log_stats()

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from hub.db import Cursor, Database, SQLiteDatabase, open_database, sqlite_path
 from hub.errors import RegistryError
@@ -47,8 +47,9 @@ def _verify_key(pubkey: str) -> VerifyKey:
     return VerifyKey.from_hex(pubkey)
 
 
-@dataclass(frozen=True, slots=True)
-class RatingRow:
+class RatingRow(NamedTuple):
+    """One row of the ratings table, in its column order (a tuple: inserted as it is)."""
+
     device: str
     seq: int
     kind: str
@@ -70,6 +71,13 @@ class RatingRow:
     time_source: str = "device"
 
 
+# Built from RatingRow's own field names, so the columns and the tuples cannot disagree.
+_INSERT_RATING = (
+    f"INSERT INTO ratings({', '.join(RatingRow._fields)}) "  # noqa: S608 (constant names, no input)
+    f"VALUES ({', '.join('?' * len(RatingRow._fields))})"
+)
+
+
 def _migrations() -> list[tuple[int, str]]:
     folder = resources.files("hub") / "migrations"
     found = []
@@ -84,7 +92,6 @@ class Store:
         self.db: Database = open_database(url, create=create)
         self.url = url
         self.path: Path | None = self.db.path if isinstance(self.db, SQLiteDatabase) else None
-        self._staff_department: dict[str, str] = {}
         if create:
             self.migrate()
 
@@ -182,7 +189,6 @@ class Store:
                 "INSERT INTO staff(id, name, department, added_ms) VALUES (?, ?, ?, ?)",
                 (staff, name, department, _now_ms()),
             )
-        self._staff_department.pop(staff, None)
 
     _DEVICE_COLUMNS = "id, pubkey, department, counter, upto, status_state, status_session, max_seq"
 
@@ -195,12 +201,8 @@ class Store:
         return [DeviceEntry(*row) for row in rows]
 
     def staff_department(self, staff: str) -> str | None:
-        if staff not in self._staff_department:
-            row = self.execute("SELECT department FROM staff WHERE id = ?", (staff,)).fetchone()
-            if row is None:
-                return None
-            self._staff_department[staff] = row[0]
-        return self._staff_department[staff]
+        row = self.execute("SELECT department FROM staff WHERE id = ?", (staff,)).fetchone()
+        return None if row is None else str(row[0])
 
     def staff_names(self) -> dict[str, tuple[str, str]]:
         return {r[0]: (r[1], r[2]) for r in self.execute("SELECT id, name, department FROM staff")}
@@ -216,35 +218,7 @@ class Store:
         return {seq: (digest, prev) for seq, digest, prev in rows}
 
     def insert_ratings(self, rows: Sequence[RatingRow]) -> None:
-        self.executemany(
-            "INSERT INTO ratings(device, seq, kind, staff, score, amends, flags, department, counter, t_device, "
-            "at_ms, day, stored_ms, prev, hash, record, boot, mono, time_source) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    r.device,
-                    r.seq,
-                    r.kind,
-                    r.staff,
-                    r.score,
-                    r.amends,
-                    r.flags,
-                    r.department,
-                    r.counter,
-                    r.t_device,
-                    r.at_ms,
-                    r.day,
-                    r.stored_ms,
-                    r.prev,
-                    r.hash,
-                    r.record,
-                    r.boot,
-                    r.mono,
-                    r.time_source,
-                )
-                for r in rows
-            ],
-        )
+        self.executemany(_INSERT_RATING, rows)
 
     def supersede(self, device: str, amended: int, by: int) -> Bucket | None:
         """Mark `amended` as replaced by the amend `by` (the latest amend wins).

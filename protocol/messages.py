@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from protocol import canonical, limits
+from protocol.compact import compact_pickle
 from protocol.errors import AuthError, DecodeError, ProtocolError, Reason
 from protocol.keys import GENESIS, HEAD_CONTEXT, SigningKey, VerifyKey, leaf_hash
 from protocol.record import Rating, rating_from_wire, valid_device_id
@@ -40,6 +41,7 @@ _HEX64: Final = re.compile(r"[0-9a-f]{64}")
 _HEX128: Final = re.compile(r"[0-9a-f]{128}")
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Head:
     """The signed head of a batch: the device vouches for the chain ending at `last_hash`."""
@@ -63,6 +65,7 @@ class Head:
         return {**self.unsigned_wire(), "sig": self.sig}
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True)
 class Batch:
     """A decoded batch: 1..500 consecutive records of one device, with each record's canonical

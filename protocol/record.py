@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from protocol import canonical, limits
+from protocol.compact import compact_pickle
 from protocol.errors import DecodeError, Reason
 from protocol.keys import RECORD_CONTEXT, SigningKey, VerifyKey, leaf_hash
 
@@ -45,6 +46,7 @@ def valid_device_id(text: object) -> bool:
     return isinstance(text, str) and DEVICE_ID.fullmatch(text) is not None
 
 
+@compact_pickle
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rating:
     """One rating record. Times: `t` is the terminal's wall clock in UTC ms (it may be wrong),

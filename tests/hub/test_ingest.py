@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from hub.audit import audit
 from hub.config import HubConfig
 from hub.ingest import Ingest, Outcome
+from hub.prepare import Preparer
 from hub.store import Store
 from protocol import (
     Channel,
@@ -323,3 +325,39 @@ def test_events_are_recorded(store: Store) -> None:
     event = DeviceEvent(device="d1", t=NOW, boot="b", mono=1, kind=EventKind.MISUSE_BURST, detail="8 presses in 10 s")
     receive(store, encode_event(event), topic("d1", Channel.EVENT))
     assert store.execute("SELECT kind, detail FROM device_events").fetchall() == [("misuse_burst", "8 presses in 10 s")]
+
+
+def test_a_clerk_moved_by_another_connection_counts_for_the_new_department_from_then_on(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
+    store = Store.open(url)
+    store.add_device("d1", KEY.public.hex, department="综合受理", counter="3号窗口")
+    store.add_staff("E1", name="王芳", department="社保医保")
+    ingest = Ingest(store, HubConfig())
+    records = chain(KEY, "d1", 2)
+
+    def group(payload: bytes) -> None:  # as the hub's writer stores one group
+        ingest.begin_group()
+        with store.transaction():
+            ingest.receive(RATINGS, payload, NOW)
+            ingest.end_group()
+
+    group(batch_bytes(KEY, records[:1]))
+    admin = Store.open(url, create=False)  # `pingjia hub add-staff`, while the hub runs
+    admin.add_staff("E1", name="王芳", department="综合受理")
+    admin.close()
+    group(batch_bytes(KEY, records[1:]))
+    rows = store.execute("SELECT seq, department FROM ratings ORDER BY seq").fetchall()
+    store.close()
+    assert [tuple(row) for row in rows] == [(1, "社保医保"), (2, "综合受理")]
+
+
+def test_what_a_worker_prepares_comes_back_whole_from_another_process() -> None:
+    payload = batch_bytes(KEY, chain(KEY, "d1", 3))
+    prepared = Preparer().prepare_many(
+        [(RATINGS, payload), ("pingjia/v1/bad topic/ratings", b"{}")], {"d1": KEY.public.hex}
+    )
+    good, bad = pickle.loads(pickle.dumps(prepared))
+    assert good == prepared[0]
+    assert good.verified_with == KEY.public.hex
+    assert (bad.topic, bad.device, bad.channel) == (prepared[1].topic, None, None)
+    assert str(bad.error) == str(prepared[1].error)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from typing import Any
 
 import pytest
@@ -45,6 +46,7 @@ def test_batch_round_trips_and_verifies(records: list[Rating]) -> None:
     assert batch.bodies == tuple(r.canonical() for r in records)
     assert batch.hashes == tuple(r.hash() for r in records)
     assert encode(json.loads(raw)) == raw  # the assembled bytes are the canonical encoding
+    assert pickle.loads(pickle.dumps(batch)) == batch  # as it comes back from a hub worker process
 
 
 @given(chains(max_size=6), st.data())
