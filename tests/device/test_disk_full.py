@@ -49,18 +49,23 @@ def fill(directory: Path) -> Path:
     return filler
 
 
-def test_a_full_disk_takes_the_terminal_out_of_service_and_never_thanks_a_lost_rating(
-    small_disk: Path, tmp_path: Path
-) -> None:
-    folder = small_disk / "t01"
+def new_terminal(disk: Path, log: Path) -> tuple[Path, TerminalProcess]:
+    """A fresh terminal identity on `disk`, started: every press a rating, no amend or misuse windows."""
+    folder = disk / "t01"
     identity.create(folder, "t01")
     terminal = TerminalProcess(
         folder,
         broker_url=None,
-        log=tmp_path / "t01.log",
+        log=log,
         settings=["thank_you_ms=0", "mode=open", "amend_window_s=0", "misuse_interval_s=0"],
     )
-    terminal.start()
+    return folder, terminal.start()
+
+
+def test_a_full_disk_takes_the_terminal_out_of_service_and_never_thanks_a_lost_rating(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    folder, terminal = new_terminal(small_disk, tmp_path / "t01.log")
     try:
         terminal.wait_for(lambda t: t.ready, 20, "the terminal to start")
         terminal.login("E1")
@@ -92,22 +97,10 @@ def test_a_full_disk_takes_the_terminal_out_of_service_and_never_thanks_a_lost_r
     assert sorted(stored) == list(range(1, max(stored) + 1))
 
 
-def _out_of_service_terminal(folder: Path, log: Path) -> TerminalProcess:
-    return TerminalProcess(
-        folder,
-        broker_url=None,
-        log=log,
-        settings=["thank_you_ms=0", "mode=open", "amend_window_s=0", "misuse_interval_s=0"],
-    )
-
-
 def test_a_power_cut_while_the_disk_is_full_restarts_out_of_service_and_recovers(
     small_disk: Path, tmp_path: Path
 ) -> None:
-    folder = small_disk / "t01"
-    identity.create(folder, "t01")
-    terminal = _out_of_service_terminal(folder, tmp_path / "t01.log")
-    terminal.start()
+    folder, terminal = new_terminal(small_disk, tmp_path / "t01.log")
     try:
         terminal.wait_for(lambda t: t.ready, 20, "the terminal to start")
         terminal.login("E1")
@@ -140,10 +133,7 @@ def test_a_power_cut_while_the_disk_is_full_restarts_out_of_service_and_recovers
 def test_a_terminal_that_cannot_open_its_outbox_waits_for_it_instead_of_exiting(
     small_disk: Path, tmp_path: Path
 ) -> None:
-    folder = small_disk / "t01"
-    identity.create(folder, "t01")
-    terminal = _out_of_service_terminal(folder, tmp_path / "t01.log")
-    terminal.start()
+    _, terminal = new_terminal(small_disk, tmp_path / "t01.log")
     terminal.wait_for(lambda t: t.ready, 20, "the terminal to start")
     assert terminal.quit() == 0  # a clean stop folds and removes the WAL: opening again needs room
     filler = fill(small_disk)
