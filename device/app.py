@@ -19,7 +19,7 @@ from device import __version__
 from device.clock import Clock
 from device.config import DeviceConfig
 from device.delivery import Delivery
-from device.feedback import FEEDBACK, REFUSED_BEEP
+from device.feedback import BLINK, FEEDBACK, ON, REFUSED_BEEP
 from device.flow import (
     Display,
     Event,
@@ -92,6 +92,8 @@ class PanelLike(Protocol):
 
     def beep(self, pattern: Any) -> None: ...
 
+    def show(self, states: Any, beep: Any = None) -> None: ...
+
     @property
     def counters(self) -> Any: ...
 
@@ -106,12 +108,14 @@ class Terminal:
         clock: Clock,
         emit: Emit,
         panel: Callable[[Callable[[object], None]], PanelLike] | None = None,
+        flush: Callable[[], None] = lambda: None,
     ) -> None:
         self.identity = identity
         self.device = identity.device
         self.config = config
         self.clock = clock
         self.emit = emit
+        self._flush = flush  # hands on what `emit` has buffered: once per turn of the loop
         self.inbox: queue.Queue[object] = queue.Queue()
         self.outbox = open_outbox(identity)
         try:  # a start is counted before anything else; on a full disk it is counted in memory
@@ -149,7 +153,7 @@ class Terminal:
         self._next_probe_ms: int | None = None if self._storage_error is None else now + _PROBE_EVERY_MS
         self._epoch_ms = clock.wall_ms() - now  # wall minus mono: moves only when the wall clock jumps
         self._topics = {channel: topic(self.device, channel) for channel in Channel}
-        self.panel = panel(self.inbox.put) if panel is not None else None
+        self.panel = panel(self._from_panel) if panel is not None else None
         self.link: MqttSession | None = None
         if broker is not None:
             self.link = MqttSession(
@@ -172,6 +176,11 @@ class Terminal:
         """Hand an event to the main loop (safe from any thread)."""
         self.inbox.put(event)
 
+    def _from_panel(self, event: object) -> None:
+        # A press is its down-edge: a key's release would only wake the loop for nothing.
+        if not isinstance(event, KeyUp):
+            self.inbox.put(event)
+
     def run(self) -> str:
         """Serve until a Quit arrives; return its reason."""
         if self.link is not None:
@@ -191,6 +200,7 @@ class Terminal:
 
     def _loop(self) -> str:
         while True:
+            self._flush()  # what the last turn emitted, before waiting for the next event
             now = self.clock.mono_ms()
             try:
                 item = self.inbox.get(timeout=self._wait_s(now))
@@ -222,8 +232,6 @@ class Terminal:
                 self._feed(Invite(), now)
             elif self.debouncer.press(item.key, item.panel_ms):
                 self._feed(Press(item.key), now)
-        elif isinstance(item, KeyUp):
-            pass  # a press is its down-edge; releases matter only to the debouncer's firmware twin
         elif isinstance(item, CardTap | CardRead):
             self._card(item.uid, now)
         elif isinstance(item, Inbound):
@@ -361,10 +369,8 @@ class Terminal:
         feedback = FEEDBACK[effect.state]
         leds = feedback.leds
         if effect.state is State.REASONS and effect.reasons:
-            leds = tuple(1 if key in effect.reasons else 2 for key in range(1, 6))  # type: ignore[assignment]
-        self.panel.set_leds(leds)
-        if feedback.beep:
-            self.panel.beep(feedback.beep)
+            leds = tuple(ON if key in effect.reasons else BLINK for key in range(1, 6))  # type: ignore[assignment]
+        self.panel.show(leds, feedback.beep or None)
 
     def _card(self, uid: str, now: int) -> None:
         cards: dict[str, str] = self.settings.get("cards", {})
@@ -590,6 +596,7 @@ class Terminal:
                 "bounces": self.debouncer.bounces,  # key contacts that bounced
             }
         )
+        self._flush()
 
 
 def _rules(config: DeviceConfig) -> FlowRules:

@@ -173,10 +173,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"pingjia device run: {exc}", file=sys.stderr)
         return 2
 
-    def emit(event: dict[str, Any]) -> None:
+    def emit(event: dict[str, Any]) -> None:  # buffered; the terminal flushes once per turn of its loop
         if args.events == "jsonl":
             sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
-            sys.stdout.flush()
 
     panel = None
     if config.keys == "panel":
@@ -188,7 +187,16 @@ def _run(args: argparse.Namespace) -> int:
     clock: Clock = OffsetClock(args.clock_offset_file) if args.clock_offset_file else SystemClock()
     try:
         terminal = _when_storage_opens(
-            lambda: Terminal(identity=loaded, config=config, broker=broker, clock=clock, emit=emit, panel=panel), emit
+            lambda: Terminal(
+                identity=loaded,
+                config=config,
+                broker=broker,
+                clock=clock,
+                emit=emit,
+                panel=panel,
+                flush=sys.stdout.flush,
+            ),
+            emit,
         )
     except identity.IdentityError as exc:
         print(f"pingjia device run: {exc}", file=sys.stderr)
@@ -220,4 +228,5 @@ def _when_storage_opens(make: Callable[[], T], emit: Callable[[dict[str, Any]], 
                 said = str(exc)
                 print(f"pingjia device run: out of service, waiting for the outbox: {exc}", file=sys.stderr)
                 emit({"event": "error", "detail": f"out of service: {exc}"})
+                sys.stdout.flush()
             time.sleep(_STORAGE_RETRY_S)

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from typing import Final
 
 from device.flow import State
+from protocol.panel import LedState
 
 __all__ = ["FEEDBACK", "REFUSED_BEEP", "Feedback"]
 
-OFF, ON, BLINK = 0, 1, 2
+OFF, ON, BLINK = LedState.OFF, LedState.ON, LedState.BLINK
 Beep = tuple[tuple[int, int], ...]  # (on ms, off ms) pairs
 
 

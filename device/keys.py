@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from device.flow import Event, Invite, Login, Logout, Press
+from device.threads import name_this_thread
 
 __all__ = ["BadInput", "CardTap", "Debouncer", "Quit", "StdinKeys", "parse_line", "read_lines"]
 
@@ -85,6 +86,7 @@ class StdinKeys:
         self._thread.start()
 
     def _run(self) -> None:
+        name_this_thread("pj-stdin")
         for line in read_lines(self._fd):
             parsed = parse_line(line)
             if parsed is not None:

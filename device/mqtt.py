@@ -34,6 +34,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from device.threads import name_this_thread
+
 __all__ = [
     "Backoff",
     "BrokerUrl",
@@ -273,6 +275,7 @@ class MqttSession:
         )
 
     def _run(self) -> None:
+        name_this_thread("pj-mqtt")
         while not self._stopping.is_set():
             self._attempt += 1
             self._connack = None

@@ -12,9 +12,11 @@ One thread owns an Outbox (the terminal's main loop); it is not shared across th
 from __future__ import annotations
 
 import contextlib
+import itertools
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 # Room for the batch envelope and head around the records, within the protocol's message limit.
 _ENVELOPE_BYTES = 1024
+# The newest records are kept in memory too: the link sends each one right after it is stored.
+_TAIL_RECORDS = 256
 
 
 class OutboxError(Exception):
@@ -96,6 +100,7 @@ class Outbox:
         self._acked_saved = self._acked
         self._boots = self._boots_saved = int(meta["boots"])
         self._head: tuple[int, str] = (row[0], row[1]) if row else (0, GENESIS)
+        self._tail: deque[tuple[int, bytes, str]] = deque(maxlen=_TAIL_RECORDS)  # (seq, body, hash), consecutive
 
     # -- writing ------------------------------------------------------------------------------------
 
@@ -119,6 +124,7 @@ class Outbox:
         except sqlite3.Error as exc:
             raise OutboxError(f"cannot store seq {seq}: {exc}") from exc
         self._head = (seq, digest)
+        self._tail.append((seq, body, digest))
         return Appended(seq=seq, hash=digest, record=record)
 
     def mark_acked(self, upto: int) -> bool:
@@ -227,9 +233,13 @@ class Outbox:
 
     def pending(self, first: int, limit: int) -> Pending | None:
         """Up to `limit` consecutive records from `first`, within one message's byte limit."""
-        rows = self._db.execute(
-            "SELECT seq, body, hash FROM records WHERE seq >= ? ORDER BY seq LIMIT ?", (first, limit)
-        ).fetchall()
+        rows: Sequence[tuple[int, bytes, str]]
+        if self._tail and self._tail[0][0] <= first:  # appended lately: no need to read them back
+            rows = list(itertools.islice(self._tail, first - self._tail[0][0], first - self._tail[0][0] + limit))
+        else:
+            rows = self._db.execute(
+                "SELECT seq, body, hash FROM records WHERE seq >= ? ORDER BY seq LIMIT ?", (first, limit)
+            ).fetchall()
         if not rows or rows[0][0] != first:
             return None
         bodies: list[bytes] = []

@@ -13,12 +13,12 @@ protocol/panel.py is the wire format. `PanelLink` is the terminal's end of it:
 - A host that opens the port cannot know whether the panel has just booted (and said Hello to
   nobody) or has been running for hours, so until a Hello arrives each ping goes with an Identify,
   which the panel answers with Hello.
-- `set_leds()` and `beep()` write at once, in the calling thread (the terminal's main loop), under
-  a lock shared with the pings: the time from a key-down event to the LED command is one write
-  (a SetLeds is 11 bytes, about 1 ms at 115200 baud), never a hop through the reader thread. A write
-  never raises for I/O: with no port, or a port that fails or stalls for more than
-  `WRITE_TIMEOUT_S`, it counts a write failure and returns; the reader thread finds out what
-  happened to the panel on its own.
+- `set_leds()`, `beep()` and `show()` (both in one write) write at once, in the calling thread (the
+  terminal's main loop), under a lock shared with the pings: the time from a key-down event to the
+  LED command is one write (a SetLeds is 11 bytes, about 1 ms at 115200 baud), never a hop through
+  the reader thread. A write never raises for I/O: with no port, or a port that fails or stalls
+  for more than `WRITE_TIMEOUT_S`, it counts a write failure and returns; the reader thread finds
+  out what happened to the panel on its own.
 - The last LED state asked for is kept and sent again whenever the panel says Hello, because a
   panel that rebooted or was plugged back in starts with its LEDs off. A Hello while the panel is
   up posts nothing more, unless it comes from another panel (other fw or serial): PanelUp again.
@@ -29,16 +29,20 @@ events are posted as they arrive, even before a Hello: a press is never dropped 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
+import select
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import serial
 
+from device.threads import name_this_thread
 from protocol import panel as wire
 
 __all__ = [
@@ -199,10 +203,7 @@ class PanelLink:
         counted in `counters.write_failures`; the state is kept and sent again whenever the panel
         says Hello, so the LEDs are right once the panel is back.
         """
-        frame = wire.SetLeds(states=tuple(states))
-        with self._write_lock:
-            self._leds = frame
-            self._send_locked(frame)
+        self.show(states)
 
     def beep(self, pattern: Sequence[tuple[int, int]]) -> None:
         """Sound the buzzer: up to 8 (on_ms, off_ms) steps, each 0..65535 ms; an empty pattern stops it.
@@ -214,36 +215,51 @@ class PanelLink:
         with self._write_lock:
             self._send_locked(frame)
 
+    def show(self, states: Sequence[wire.LedState], beep: Sequence[tuple[int, int]] | None = None) -> None:
+        """`set_leds(states)` and, if given, `beep(beep)`, in one write: one trip through the kernel
+        for what a change of state shows and sounds. Both are checked before anything is sent."""
+        leds = wire.SetLeds(states=states)  # type: ignore[arg-type]
+        frames: list[wire.Frame] = [leds] if beep is None else [leds, wire.Beep(pattern=tuple(beep))]
+        with self._write_lock:
+            self._leds = leds
+            self._send_locked(*frames)
+
     # -- writing, under _write_lock -----------------------------------------------------------------
 
-    def _send_locked(self, frame: wire.Frame, *, lead: bytes = b"") -> bool:
-        data = lead + wire.encode_frame(replace(frame, seq=self._seq))
-        self._seq = (self._seq + 1) & 0xFF
-        name = type(frame).__name__
+    def _send_locked(self, *frames: wire.Frame, lead: bytes = b"") -> bool:
+        data = bytearray(lead)
+        for frame in frames:
+            data += wire.encode_frame(frame, self._seq)
+            self._seq = (self._seq + 1) & 0xFF
         ok = False
         if self._serial is not None:
             try:
-                self._serial.write(data)
+                _write_all(self._serial.fileno(), data)
                 ok = True
-            except OSError as exc:  # serial.SerialException and SerialTimeoutException are OSErrors
-                log.debug("%s: writing %s failed: %s", self.port, name, exc)
+            except OSError as exc:
+                log.debug("%s: writing %s failed: %s", self.port, _names(frames), exc)
         with self._stats_lock:
             if ok:
-                self._sent[name] = self._sent.get(name, 0) + 1
+                for frame in frames:
+                    name = type(frame).__name__
+                    self._sent[name] = self._sent.get(name, 0) + 1
             else:
-                self._write_failures += 1
+                self._write_failures += len(frames)
         return ok
 
     def _ask_locked(self) -> None:
         """Ping, and ask for a Hello while the panel is not known to be up."""
-        if not self._connected:
-            self._send_locked(wire.Identify())
-        self._send_locked(wire.Ping(token=self._token))
+        ping = wire.Ping(token=self._token)
+        if self._connected:
+            self._send_locked(ping)
+        else:
+            self._send_locked(wire.Identify(), ping)
         self._token = (self._token + 1) & 0xFFFF_FFFF
 
     # -- the reader thread --------------------------------------------------------------------------
 
     def _run(self) -> None:
+        name_this_thread("pj-panel")
         opened_before = False
         while not self._stopping.is_set():
             port = self._open()
@@ -283,8 +299,7 @@ class PanelLink:
             self._serial = port
             self._device = device
             # The leading 0x00 ends whatever partial frame the panel may hold from before.
-            self._send_locked(wire.Identify(), lead=wire.DELIMITER)
-            self._send_locked(wire.Ping(token=self._token))
+            self._send_locked(wire.Identify(), wire.Ping(token=self._token), lead=wire.DELIMITER)
             self._token = (self._token + 1) & 0xFFFF_FFFF
         log.debug("%s: opened", self.port)
         return port
@@ -293,10 +308,11 @@ class PanelLink:
         """Read until the panel is lost or the link stops; return why it ended."""
         last_heard = time.monotonic()
         next_ping = last_heard + self._ping_interval_s  # _open has just pinged
+        fd = port.fileno()
         while not self._stopping.is_set():
             try:
-                data = port.read(max(1, port.in_waiting))
-            except OSError as exc:  # EIO after a USB unplug, or pyserial's "returned no data"
+                data = _read_some(fd, self._read_wait_s)
+            except OSError as exc:  # EIO after a USB unplug
                 log.debug("%s: read failed: %s", self.port, exc)
                 return "unplugged"
             now = time.monotonic()
@@ -379,3 +395,45 @@ class PanelLink:
         if was_up:
             log.info("%s: panel down: %s", self.port, reason)
             self._on_event(PanelDown(reason))
+
+
+def _names(frames: Sequence[wire.Frame]) -> str:
+    return "+".join(type(frame).__name__ for frame in frames)
+
+
+# pyserial opens, configures, locks and closes the port (and leaves it non-blocking); reads and
+# writes go straight to its descriptor. pyserial's read() asks the driver how many bytes wait, and
+# its write() waits for the port after every write, even one that took all the bytes: a system call
+# more per read and per write, on the path of every key press and LED change.
+
+
+def _read_some(fd: int, wait_s: float) -> bytes:
+    """What the port has (up to 4 KiB), waiting at most `wait_s` for the first byte; b"" if nothing.
+
+    OSError if the port is gone: a readable port that gives no bytes is a disconnected device.
+    """
+    if not select.select([fd], [], [], wait_s)[0]:
+        return b""
+    try:
+        data = os.read(fd, 4096)
+    except BlockingIOError:
+        return b""
+    if not data:
+        raise OSError(errno.EIO, "the port is readable but gives no bytes (device disconnected?)")
+    return data
+
+
+def _write_all(fd: int, data: bytes | bytearray) -> None:
+    """All of `data`, or OSError (TimeoutError if the port takes nothing for WRITE_TIMEOUT_S)."""
+    view = memoryview(data)
+    deadline: float | None = None
+    while view:
+        with contextlib.suppress(BlockingIOError):
+            view = view[os.write(fd, view) :]
+        if not view:
+            return
+        if deadline is None:
+            deadline = time.monotonic() + WRITE_TIMEOUT_S
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([], [fd], [], left)[1]:
+            raise TimeoutError(f"the port took no bytes for {WRITE_TIMEOUT_S} s")

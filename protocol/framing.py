@@ -6,6 +6,7 @@ Used by the key panel's protocol (protocol/panel.py, spec in protocol/PANEL.md):
 
 from __future__ import annotations
 
+import binascii
 from typing import Final
 
 __all__ = ["CRC_CHECK", "cobs_decode", "cobs_encode", "crc16"]
@@ -16,25 +17,12 @@ CRC_CHECK: Final = 0x29B1  # crc16(b"123456789"), the catalogue's check value fo
 # -- CRC-16/CCITT-FALSE ----------------------------------------------------------------------------
 
 
-def _crc_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
-        table.append(crc & 0xFFFF)
-    return tuple(table)
-
-
-_CRC_TABLE: Final = _crc_table()
-
-
 def crc16(data: bytes) -> int:
-    """CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, not reflected, no final xor."""
-    crc = 0xFFFF
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[(crc >> 8) ^ byte]
-    return crc
+    """CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, not reflected, no final xor.
+
+    The standard library's `binascii.crc_hqx` is this CRC given the init value, done in C.
+    """
+    return binascii.crc_hqx(data, 0xFFFF)
 
 
 # -- COBS ------------------------------------------------------------------------------------------

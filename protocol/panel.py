@@ -312,6 +312,8 @@ class SetLeds(_Frame):
     states: tuple[LedState, ...]
 
     def _validate(self) -> None:
+        if type(self.states) is tuple and len(self.states) == KEYS and all(type(s) is LedState for s in self.states):
+            return  # five LedStates already: the common case, kept cheap (LEDs change several times a rating)
         states = tuple(self.states) if isinstance(self.states, Iterable) else ()
         if len(states) != KEYS:
             raise ValueError(f"SetLeds.states must be {KEYS} LED states, got {self.states!r:.60}")
@@ -375,9 +377,16 @@ FRAME_TYPES: Final[dict[int, type[Frame]]] = {
 }
 
 
-def encode_frame(frame: Frame) -> bytes:
-    """The frame on the wire: COBS(type | seq | body | crc16) followed by the 0x00 delimiter."""
-    raw = bytes([frame.TYPE, frame.seq]) + frame.encode_body()
+def encode_frame(frame: Frame, seq: int | None = None) -> bytes:
+    """The frame on the wire: COBS(type | seq | body | crc16) followed by the 0x00 delimiter.
+
+    `seq` (0..255), if given, is sent instead of `frame.seq`: a sender that numbers its frames as it
+    writes them can keep one frame per command and give it the next number here.
+    """
+    number = frame.seq if seq is None else seq
+    if type(number) is not int or not 0 <= number <= 0xFF:
+        raise ValueError(f"seq must be an int in 0..255, got {number!r}")
+    raw = bytes((frame.TYPE, number)) + frame.encode_body()
     raw += crc16(raw).to_bytes(_CRC_BYTES, "big")
     encoded = cobs_encode(raw)
     if len(encoded) > MAX_ENCODED_BYTES:  # the field limits above keep every frame inside it

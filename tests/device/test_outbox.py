@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from device.outbox import Outbox, OutboxError
+from device.outbox import _TAIL_RECORDS, Outbox, OutboxError
 from protocol import GENESIS, Kind, Rating, decode_batch, seal_batch, verify_batch
 from protocol.limits import MAX_MESSAGE_BYTES
 from tests.strategies import KEY
@@ -174,3 +174,14 @@ def test_an_unsaved_watermark_is_lost_in_a_crash_but_nothing_unsent_is_pruned(tm
     crashed.close()
     assert outbox.prune(older_than_ms=200) == 2
     assert outbox.pending(3, 500) is not None  # what a restart would send again is still there
+
+
+def test_pending_reads_the_same_from_memory_as_from_disk(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.db", device="d1")
+    for _ in range(_TAIL_RECORDS + 44):  # the oldest 44 are no longer held in memory
+        outbox.append(builder(), now_ms=0)
+    reopened = Outbox(tmp_path / "o.db", device="d1")  # holds nothing in memory: reads every record
+    for first, limit in [(1, 10), (40, 10), (44, 3), (45, 3), (46, 500), (200, 64), (300, 1), (300, 9), (301, 5)]:
+        assert outbox.pending(first, limit) == reopened.pending(first, limit), (first, limit)
+    assert outbox.pending(300, 1) is not None
+    assert outbox.pending(301, 5) is None

@@ -10,13 +10,24 @@ from __future__ import annotations
 import os
 import queue
 import select
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from device.panel import CardRead, KeyDown, KeyUp, PanelDown, PanelLink, PanelUp
+from device.panel import (
+    WRITE_TIMEOUT_S,
+    CardRead,
+    KeyDown,
+    KeyUp,
+    PanelDown,
+    PanelLink,
+    PanelUp,
+    _read_some,
+    _write_all,
+)
 from protocol.panel import FrameDecoder, Hello, LedState, Nak, NakCode, Pong, SetLeds, cobs_encode, crc16, encode_frame
 from protocol.panel import KeyDown as KeyDownFrame
 from simulator.panel import PanelEmulator
@@ -163,11 +174,24 @@ def test_beep_reaches_the_panel(up: PanelLink, emulator: PanelEmulator) -> None:
     eventually(lambda: up.counters.acks == 2, "two acks")
 
 
+def test_show_sets_the_leds_and_sounds_the_buzzer_together(up: PanelLink, emulator: PanelEmulator) -> None:
+    up.show((BLINK,) * 5, [(60, 40), (60, 0)])
+    emulator.wait_for(lambda: emulator.leds == (BLINK,) * 5 and len(emulator.beeps) == 1, WAIT_S, "LEDs and beep")
+    assert emulator.beeps == [((60, 40), (60, 0))]
+    eventually(lambda: up.counters.acks == 2, "two acks")
+    assert (up.counters.sent["SetLeds"], up.counters.sent["Beep"]) == (1, 1)
+    up.show((ON,) * 5)  # no beep: the LEDs alone
+    emulator.wait_for(lambda: emulator.leds == (ON,) * 5, WAIT_S, "LEDs on")
+    assert len(emulator.beeps) == 1
+
+
 def test_a_bad_command_is_refused_before_anything_is_written(up: PanelLink) -> None:
     with pytest.raises(ValueError, match=r"SetLeds\.states"):
         up.set_leds((ON, ON))
     with pytest.raises(ValueError, match=r"Beep\.pattern"):
         up.beep([(1, 1)] * 9)
+    with pytest.raises(ValueError, match=r"Beep\.pattern"):  # the good LEDs are not sent either
+        up.show((ON,) * 5, [(1, 1)] * 9)
     assert "SetLeds" not in up.counters.sent
     assert up.counters.write_failures == 0
 
@@ -370,3 +394,52 @@ def test_impossible_settings_are_refused(settings: dict[str, object], message: s
     arguments: dict[str, object] = {"port": "/dev/ttyACM0", "on_event": lambda _event: None, **settings}
     with pytest.raises(ValueError, match=message):
         PanelLink(**arguments)  # type: ignore[arg-type]
+
+
+def fill(fd: int) -> int:
+    """Write to a non-blocking descriptor until it takes no more; the bytes it took."""
+    taken = 0
+    while True:
+        try:
+            taken += os.write(fd, b"x" * 4096)
+        except BlockingIOError:
+            return taken
+
+
+def test_a_port_that_takes_no_bytes_times_out_and_one_that_drains_slowly_gets_them_all() -> None:
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)  # as pyserial leaves a port
+    try:
+        filled = fill(write_end)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            _write_all(write_end, b"y" * 10)
+        assert WRITE_TIMEOUT_S <= time.monotonic() - started < WRITE_TIMEOUT_S + 1.0
+        data = bytes(range(1, 251)) * 1000  # more than the pipe holds: written in pieces as it drains
+        received = bytearray()
+
+        def drain() -> None:
+            while len(received) < filled + len(data):
+                received.extend(os.read(read_end, 65536))
+
+        reader = threading.Thread(target=drain)
+        reader.start()
+        _write_all(write_end, data)
+        reader.join(WAIT_S)
+        assert bytes(received) == b"x" * filled + data
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_a_port_that_is_readable_but_gives_no_bytes_is_gone() -> None:
+    read_end, write_end = os.pipe()
+    try:
+        assert _read_some(read_end, 0.01) == b""  # nothing yet: no bytes, no error
+        os.write(write_end, b"abc")
+        assert _read_some(read_end, 0.01) == b"abc"
+        os.close(write_end)
+        with pytest.raises(OSError, match="gives no bytes"):
+            _read_some(read_end, 0.01)
+    finally:
+        os.close(read_end)

@@ -374,3 +374,13 @@ def test_led_states_given_as_numbers_become_led_states() -> None:
     frame = SetLeds(states=(0, 1, 2, 0, 1))  # type: ignore[arg-type]
     assert frame.states == (LedState.OFF, LedState.ON, LedState.BLINK, LedState.OFF, LedState.ON)
     assert all(isinstance(state, LedState) for state in frame.states)
+
+
+def test_a_sender_numbers_one_frame_as_it_writes_it() -> None:
+    frame = SetLeds(states=(LedState.ON,) * 5)
+    for seq in (0, 7, 255):
+        assert encode_frame(frame, seq) == encode_frame(SetLeds(seq=seq, states=frame.states))
+    assert encode_frame(frame) == encode_frame(frame, 0)
+    for bad in (-1, 256, True, 1.0):
+        with pytest.raises(ValueError, match=r"seq must be an int in 0\.\.255"):
+            encode_frame(frame, bad)  # type: ignore[arg-type]
