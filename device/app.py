@@ -46,6 +46,7 @@ from device.outbox import OutboxError
 from device.panel import CardRead, KeyDown, KeyUp, PanelDown, PanelUp
 from device.settings import Settings, SettingsError
 from protocol import (
+    HUB_STATUS_FILTER,
     Channel,
     CommandName,
     DeviceEvent,
@@ -58,6 +59,7 @@ from protocol import (
     StatusState,
     decode_ack,
     decode_command,
+    decode_status,
     encode_event,
     encode_health,
     encode_status,
@@ -76,6 +78,7 @@ _PRUNE_EVERY_MS = 3_600_000
 _PROBE_EVERY_MS = 5_000
 _PROBE_FREE_BYTES = 256 * 1024  # below this, the outbox is not trusted to take a record
 _CLOCK_JUMP_MS = 2_000
+_HUB_STATUS_PREFIX = HUB_STATUS_FILTER.split("+", 1)[0]  # "pingjia/hub/": a hub's status topic
 
 
 Emit = Callable[[dict[str, Any]], None]
@@ -145,6 +148,7 @@ class Terminal:
         self.panel_state = PanelState.NONE if panel is None else PanelState.DISCONNECTED
         self.panel_fw: str | None = None
         self._dirty = False
+        self._hub_came_online = False
         now = clock.mono_ms()
         self._started_ms = now
         self._last_event_ms = now
@@ -160,7 +164,7 @@ class Terminal:
                 url=broker,
                 client_id=self.device,
                 on_event=self.inbox.put,
-                subscriptions=[(self._topics[Channel.ACK], 1), (self._topics[Channel.CMD], 1)],
+                subscriptions=[(self._topics[Channel.ACK], 1), (self._topics[Channel.CMD], 1), (HUB_STATUS_FILTER, 1)],
                 will=self._will,
                 clean_start=True,
                 protocol=config.mqtt_protocol,
@@ -498,6 +502,33 @@ class Terminal:
             self._command(message.payload, now)
         elif message.topic == self._topics[Channel.ACK]:
             self._ack(message.payload, now)
+        elif message.topic.startswith(_HUB_STATUS_PREFIX):
+            self._hub_status(message.payload)
+
+    def _hub_status(self, payload: bytes) -> None:
+        """A hub came online, or this terminal connected and heard that one is: check it (`_check_hub`)."""
+        try:
+            status = decode_status(payload)
+        except ProtocolError as exc:
+            log.warning("%s: unreadable hub status: %s", self.device, exc)
+            return
+        if status.state is StatusState.ONLINE:
+            self._hub_came_online = True  # checked by _pump once the link is up (it may come before LinkUp)
+
+    def _check_hub(self) -> None:
+        """If everything here is acked, send the newest record again. A hub restored from an older
+        backup answers below the watermark, and the terminal sends it what it lost at once, instead
+        of at its next press. One check at a time: several hub workers each say they are online."""
+        assert self.link is not None
+        if not self.delivery.settled or self.delivery.checking:
+            return  # records in flight: their acks tell the same
+        pending = self.outbox.pending(self.delivery.head, 1)
+        if pending is None:
+            return
+        raw = seal_batch(self.identity.key, self.device, pending.first, pending.bodies, pending.last_hash)
+        if self.link.publish(self._topics[Channel.RATINGS], raw):
+            self.delivery.checking_hub()
+            log.info("%s: a hub came online; sent seq %d again to check it holds it", self.device, pending.first)
 
     def _command(self, payload: bytes, now: int) -> None:
         try:
@@ -563,6 +594,9 @@ class Terminal:
         """Send what the window allows; yield to waiting key events after each batch."""
         if self.link is None:
             return
+        if self._hub_came_online and self.delivery.connected:
+            self._hub_came_online = False
+            self._check_hub()
         while (span := self.delivery.next_range()) is not None:
             first, count = span
             pending = self.outbox.pending(first, count)

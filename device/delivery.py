@@ -7,9 +7,11 @@ again from the watermark, doubling the timeout up to a cap; on every new connect
 The hub stores idempotently, so sending again is always safe.
 
 A hub restored from an older backup has lost records it once acked. It says so by answering below
-the watermark. A lower ack is believed only after a resend for lack of progress (a late ack from
-a second hub worker may also be lower, and costs nothing when ignored); then `hub_behind` is true
-and `rewind` moves the watermark back so those records are sent again.
+the watermark. A lower ack is believed only after a resend for lack of progress, or after the
+newest acked record was sent again to check a hub that has just come online (a late ack from a
+second hub worker may also be lower, and costs nothing when ignored); then `hub_behind` is true
+and `rewind` moves the watermark back so those records are sent again. The check is what tells a
+terminal with nothing to send, which would otherwise wait for its next press to find out.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Delivery:
         self.waiting_since_ms: int | None = None  # when the oldest outstanding send started waiting
         self.resends = 0
         self.stalled = False  # records were sent again for lack of progress, and nothing moved since
+        self.checking = False  # the newest acked record was sent again; no ack has answered it yet
 
     @property
     def outstanding(self) -> int:
@@ -57,10 +60,23 @@ class Delivery:
         self.connected = False
         self.sent = self.acked
         self.waiting_since_ms = None
+        self.checking = False
+
+    @property
+    def settled(self) -> bool:
+        """Connected, with records, every one of them acked: nothing to send and nothing awaited."""
+        return self.connected and 0 < self.head == self.acked == self.sent
+
+    def checking_hub(self) -> None:
+        """The newest record, acked, was sent again to a hub that has just come online: its answer
+        says whether it still holds everything it acked."""
+        self.checking = True
 
     def ack(self, upto: int, now_ms: int) -> bool:
         """The hub holds every seq up to `upto`; True if that is progress."""
         upto = min(upto, self.head)
+        if upto >= self.acked:
+            self.checking = False  # the hub holds at least what it acked
         if upto <= self.acked:
             return False
         self.acked = upto
@@ -72,7 +88,7 @@ class Delivery:
 
     def hub_behind(self, upto: int) -> bool:
         """True if an ack for `upto` means the hub lost records it had acked (see the module doc)."""
-        return self.stalled and upto < self.acked
+        return (self.stalled or self.checking) and upto < self.acked
 
     def rewind(self, upto: int) -> None:
         """The hub holds only up to `upto`: send again from there."""
@@ -80,6 +96,7 @@ class Delivery:
         self.waiting_since_ms = None
         self.timeout_ms = self.base_timeout_ms
         self.stalled = False
+        self.checking = False
 
     def next_range(self) -> tuple[int, int] | None:
         """(first, count) to send now, or None (nothing new, not connected, or the window is full)."""

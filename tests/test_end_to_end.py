@@ -168,3 +168,37 @@ def test_a_hub_restored_from_an_older_backup_gets_back_what_it_lost(
     customers.stop()
     total = drain_and_check(db, terminals)  # every record, the lost ones included, stored once
     assert total >= 4 * 50
+
+
+def test_an_idle_terminal_sends_a_restored_hub_what_it_lost_without_another_press(
+    hall: tuple[str, list[TerminalProcess], HubProcess], tmp_path: Path
+) -> None:
+    db, terminals, hub = hall
+    path = Path(db.removeprefix("sqlite:///"))
+    customers = Customers(terminals)
+    customers.start()
+    for terminal in terminals:
+        terminal.wait_for(lambda t: t.acked >= 20, 30, "ratings acked before the backup")
+    backup = tmp_path / "backup.sqlite3"
+    with sqlite3.connect(path) as live, sqlite3.connect(backup) as copy:
+        live.backup(copy)
+    marks = {terminal.device: terminal.acked for terminal in terminals}
+    for terminal in terminals:
+        terminal.wait_for(lambda t: t.acked >= marks[t.device] + 20, 30, "ratings acked after the backup")
+    customers.stop()  # the hall closes for the night: nothing more to send
+    for terminal in terminals:
+        terminal.wait_for(lambda t: t.acked >= t.last_thanked, 30, "every rating acked")
+    pressed = {terminal.device: len(terminal.thanked) for terminal in terminals}
+    hub.kill()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    backup.replace(path)
+    hub.start()
+    hub.wait_online()  # its online status is what makes each terminal check it
+    for terminal in terminals:
+        terminal.wait_for(
+            lambda t: any(e.get("event") == "hub_behind" for e in t.events), 30, "the terminal to see what the hub lost"
+        )
+        terminal.wait_for(lambda t: t.acked >= t.last_thanked, 30, "the lost ratings acked again")
+    assert {terminal.device: len(terminal.thanked) for terminal in terminals} == pressed, "nobody pressed a key"
+    drain_and_check(db, terminals)

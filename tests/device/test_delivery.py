@@ -92,9 +92,37 @@ def test_a_lower_ack_is_believed_only_after_a_resend_for_lack_of_progress() -> N
     assert delivery.deadline_ms() is None
 
 
+def test_a_settled_terminal_checks_a_hub_that_came_online_and_believes_its_lower_answer() -> None:
+    delivery = make(acked=10, head=10)
+    assert not delivery.settled, "not connected"
+    delivery.connection_up()
+    assert delivery.settled
+    delivery.checking_hub()  # seq 10 sent again
+    assert delivery.hub_behind(7), "the hub answers 7 to seq 10: it lost 8..10"
+    delivery.rewind(7)
+    assert (delivery.acked, delivery.checking) == (7, False)
+    assert delivery.next_range() == (8, 3)
+    assert not delivery.settled
+
+
+def test_an_answer_that_holds_the_watermark_ends_the_check() -> None:
+    delivery = make(acked=10, head=10)
+    delivery.connection_up()
+    delivery.checking_hub()
+    assert not delivery.ack(10, 1), "the hub still holds seq 10: no progress, and nothing lost"
+    assert not delivery.checking
+    assert not delivery.hub_behind(5), "a late lower ack after the answer is not a loss"
+    delivery.checking_hub()
+    delivery.connection_down()  # the answer may never come; the next connection checks again
+    assert not delivery.checking
+    assert not make(acked=0, head=0).settled, "no records: nothing to check with"
+
+
 @given(
     st.lists(
-        st.tuples(st.sampled_from(["append", "send", "ack", "tick", "down", "up", "behind"]), st.integers(0, 50)),
+        st.tuples(
+            st.sampled_from(["append", "send", "ack", "tick", "down", "up", "check", "behind"]), st.integers(0, 50)
+        ),
         max_size=200,
     )
 )
@@ -122,6 +150,8 @@ def test_every_record_is_eventually_sent_after_the_last_ack(steps: list[tuple[st
             delivery.connection_down()
         elif action == "up":
             delivery.connection_up()
+        elif action == "check" and delivery.settled:  # a hub came online
+            delivery.checking_hub()
         elif action == "behind" and delivery.hub_behind(value):  # a hub restored from an older backup
             delivery.rewind(value)
         assert delivery.acked <= delivery.sent <= delivery.head
