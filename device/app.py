@@ -42,7 +42,7 @@ from device.flow import (
 from device.identity import SETTINGS_FILE, Identity, open_outbox
 from device.keys import BadInput, CardTap, Debouncer, Quit
 from device.mqtt import BrokerUrl, Inbound, LinkDown, LinkUp, MqttSession
-from device.outbox import OutboxError
+from device.outbox import OutboxError, Pending
 from device.panel import CardRead, KeyDown, KeyUp, PanelDown, PanelUp
 from device.settings import Settings, SettingsError
 from protocol import (
@@ -510,7 +510,7 @@ class Terminal:
         try:
             status = decode_status(payload)
         except ProtocolError as exc:
-            log.warning("%s: unreadable hub status: %s", self.device, exc)
+            self._error(f"unreadable hub status: {exc}")
             return
         if status.state is StatusState.ONLINE:
             self._hub_came_online = True  # checked by _pump once the link is up (it may come before LinkUp)
@@ -519,14 +519,12 @@ class Terminal:
         """If everything here is acked, send the newest record again. A hub restored from an older
         backup answers below the watermark, and the terminal sends it what it lost at once, instead
         of at its next press. One check at a time: several hub workers each say they are online."""
-        assert self.link is not None
         if not self.delivery.settled or self.delivery.checking:
             return  # records in flight: their acks tell the same
         pending = self.outbox.pending(self.delivery.head, 1)
         if pending is None:
             return
-        raw = seal_batch(self.identity.key, self.device, pending.first, pending.bodies, pending.last_hash)
-        if self.link.publish(self._topics[Channel.RATINGS], raw):
+        if self._send(pending):
             self.delivery.checking_hub()
             log.info("%s: a hub came online; sent seq %d again to check it holds it", self.device, pending.first)
 
@@ -604,12 +602,17 @@ class Terminal:
                 self._error(f"outbox lacks seq {first}, which the hub has not acked")
                 self.delivery.connection_down()
                 return
-            raw = seal_batch(self.identity.key, self.device, first, pending.bodies, pending.last_hash)
-            if not self.link.publish(self._topics[Channel.RATINGS], raw):
+            if not self._send(pending):
                 return
             self.delivery.mark_sent(pending.last, now)
             if not self.inbox.empty():
                 return
+
+    def _send(self, pending: Pending) -> bool:
+        """Seal records into one batch and queue it for the hub; False if the link is down."""
+        assert self.link is not None
+        raw = seal_batch(self.identity.key, self.device, pending.first, pending.bodies, pending.last_hash)
+        return self.link.publish(self._topics[Channel.RATINGS], raw)
 
     def _shutdown(self) -> None:
         if self.panel is not None:

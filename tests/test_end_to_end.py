@@ -140,27 +140,38 @@ def test_pressed_equals_stored_when_the_hub_is_killed_mid_ingest(
     assert total >= 4 * 60
 
 
-def test_a_hub_restored_from_an_older_backup_gets_back_what_it_lost(
-    hall: tuple[str, list[TerminalProcess], HubProcess], tmp_path: Path
-) -> None:
-    db, terminals, hub = hall
-    path = Path(db.removeprefix("sqlite:///"))
+def back_up_mid_stream(path: Path, terminals: list[TerminalProcess], backup: Path) -> Customers:
+    """Customers press on; the nightly backup is taken while the hub runs, and more ratings are acked
+    after it. The customers are left pressing."""
     customers = Customers(terminals)
     customers.start()
     for terminal in terminals:
         terminal.wait_for(lambda t: t.acked >= 20, 30, "ratings acked before the backup")
-    backup = tmp_path / "backup.sqlite3"
     with sqlite3.connect(path) as live, sqlite3.connect(backup) as copy:
-        live.backup(copy)  # the nightly backup, taken while the hub runs
+        live.backup(copy)
     marks = {terminal.device: terminal.acked for terminal in terminals}
     for terminal in terminals:
         terminal.wait_for(lambda t: t.acked >= marks[t.device] + 30, 30, "ratings acked after the backup")
-    hub.kill()  # the hub's disk dies; the technician restores last night's backup
+    return customers
+
+
+def restore(hub: HubProcess, path: Path, backup: Path) -> None:
+    """The hub's disk dies; the technician restores last night's backup and starts the hub."""
+    hub.kill()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     backup.replace(path)
     hub.start()
     hub.wait_online()
+
+
+def test_a_hub_restored_from_an_older_backup_gets_back_what_it_lost(
+    hall: tuple[str, list[TerminalProcess], HubProcess], tmp_path: Path
+) -> None:
+    db, terminals, hub = hall
+    path = Path(db.removeprefix("sqlite:///"))
+    customers = back_up_mid_stream(path, terminals, tmp_path / "backup.sqlite3")
+    restore(hub, path, tmp_path / "backup.sqlite3")
     for terminal in terminals:
         terminal.wait_for(
             lambda t: any(e.get("event") == "hub_behind" for e in t.events), 60, "the terminal to see what the hub lost"
@@ -175,26 +186,12 @@ def test_an_idle_terminal_sends_a_restored_hub_what_it_lost_without_another_pres
 ) -> None:
     db, terminals, hub = hall
     path = Path(db.removeprefix("sqlite:///"))
-    customers = Customers(terminals)
-    customers.start()
-    for terminal in terminals:
-        terminal.wait_for(lambda t: t.acked >= 20, 30, "ratings acked before the backup")
-    backup = tmp_path / "backup.sqlite3"
-    with sqlite3.connect(path) as live, sqlite3.connect(backup) as copy:
-        live.backup(copy)
-    marks = {terminal.device: terminal.acked for terminal in terminals}
-    for terminal in terminals:
-        terminal.wait_for(lambda t: t.acked >= marks[t.device] + 20, 30, "ratings acked after the backup")
+    customers = back_up_mid_stream(path, terminals, tmp_path / "backup.sqlite3")
     customers.stop()  # the hall closes for the night: nothing more to send
     for terminal in terminals:
         terminal.wait_for(lambda t: t.acked >= t.last_thanked, 30, "every rating acked")
     pressed = {terminal.device: len(terminal.thanked) for terminal in terminals}
-    hub.kill()
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    backup.replace(path)
-    hub.start()
-    hub.wait_online()  # its online status is what makes each terminal check it
+    restore(hub, path, tmp_path / "backup.sqlite3")  # its online status is what makes each terminal check it
     for terminal in terminals:
         terminal.wait_for(
             lambda t: any(e.get("event") == "hub_behind" for e in t.events), 30, "the terminal to see what the hub lost"
