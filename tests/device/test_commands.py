@@ -36,9 +36,12 @@ def test_login_invite_and_logout_by_mqtt_command(mosquitto: MosquittoBroker, tmp
         terminal.wait_for(lambda t: t.thanked == [1], 10, "the rating")
         assert terminal.recorded[1]["staff"] == "E7"
         pc.publish(commands, b'{"cmd":"reboot","device":"t01","type":"cmd","v":1}')  # not a command we know
+        pc.publish("pingjia/hub/rogue/status", b"online!")  # not a hub's status either
         pc.publish(commands, encode_command(Command(device="t01", cmd=CommandName.LOGOUT)))
         terminal.wait_for(lambda t: t.state == "closed", 10, "the log-out")
-        assert any("unreadable command" in e.get("detail", "") for e in terminal.events)
+        details = [e.get("detail", "") for e in terminal.events]
+        assert any("unreadable command" in detail for detail in details)
+        assert any("unreadable hub status" in detail for detail in details)
     finally:
         terminal.quit()
         pc.close()
