@@ -208,6 +208,8 @@ def _thread_cpu_ns(pid: int) -> dict[str, int]:
         except (OSError, ValueError, IndexError):
             continue  # a thread that ended between the listing and the read
         times[name] = times.get(name, 0) + ran
+    if "main" not in times:  # a kernel without per-thread scheduler counts: no figure, not a zero
+        raise RuntimeError(f"/proc/{pid}/task/{pid}/schedstat cannot be read")
     return times
 
 
