@@ -165,6 +165,11 @@ def restore(hub: HubProcess, path: Path, backup: Path) -> None:
     hub.wait_online()
 
 
+def saw_hub_behind(terminal: TerminalProcess) -> bool:
+    """The terminal has seen the hub answer below what it acked, and is sending those records again."""
+    return any(e.get("event") == "hub_behind" for e in terminal.events)
+
+
 def test_a_hub_restored_from_an_older_backup_gets_back_what_it_lost(
     hall: tuple[str, list[TerminalProcess], HubProcess], tmp_path: Path
 ) -> None:
@@ -173,9 +178,7 @@ def test_a_hub_restored_from_an_older_backup_gets_back_what_it_lost(
     customers = back_up_mid_stream(path, terminals, tmp_path / "backup.sqlite3")
     restore(hub, path, tmp_path / "backup.sqlite3")
     for terminal in terminals:
-        terminal.wait_for(
-            lambda t: any(e.get("event") == "hub_behind" for e in t.events), 60, "the terminal to see what the hub lost"
-        )
+        terminal.wait_for(saw_hub_behind, 60, "the terminal to see what the hub lost")
     customers.stop()
     total = drain_and_check(db, terminals)  # every record, the lost ones included, stored once
     assert total >= 4 * 50
@@ -193,9 +196,7 @@ def test_an_idle_terminal_sends_a_restored_hub_what_it_lost_without_another_pres
     pressed = {terminal.device: len(terminal.thanked) for terminal in terminals}
     restore(hub, path, tmp_path / "backup.sqlite3")  # its online status is what makes each terminal check it
     for terminal in terminals:
-        terminal.wait_for(
-            lambda t: any(e.get("event") == "hub_behind" for e in t.events), 30, "the terminal to see what the hub lost"
-        )
+        terminal.wait_for(saw_hub_behind, 30, "the terminal to see what the hub lost")
         terminal.wait_for(lambda t: t.acked >= t.last_thanked, 30, "the lost ratings acked again")
     assert {terminal.device: len(terminal.thanked) for terminal in terminals} == pressed, "nobody pressed a key"
     drain_and_check(db, terminals)
