@@ -8,6 +8,7 @@ first and forgotten only when a hub ack covers them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import queue
@@ -49,12 +50,14 @@ from protocol import (
     HUB_STATUS_FILTER,
     Channel,
     CommandName,
+    DecodeError,
     DeviceEvent,
     EventKind,
     Health,
     PanelState,
     ProtocolError,
     Rating,
+    Reason,
     Status,
     StatusState,
     decode_ack,
@@ -66,7 +69,10 @@ from protocol import (
     seal_batch,
     topic,
 )
+from protocol.canonical import printable
+from protocol.limits import MAX_DETAIL_CHARS
 from protocol.panel import INVITE_KEY
+from runtime.logs import LogLimiter
 
 __all__ = ["Terminal"]
 
@@ -79,6 +85,7 @@ _PROBE_EVERY_MS = 5_000
 _PROBE_FREE_BYTES = 256 * 1024  # below this, the outbox is not trusted to take a record
 _CLOCK_JUMP_MS = 2_000
 _HUB_STATUS_PREFIX = HUB_STATUS_FILTER.split("+", 1)[0]  # "pingjia/hub/": a hub's status topic
+_REMEMBERED_RETAINED = 1000  # unreadable retained messages remembered, so each is reported once
 
 
 Emit = Callable[[dict[str, Any]], None]
@@ -143,6 +150,10 @@ class Terminal:
         self.session_id = 0
         self.last_error: str | None = None
         self.rejected = 0
+        self.unreadable = 0  # messages from the broker that could not be read (or handled)
+        self.faults = 0  # turns of the loop that failed for a reason nobody foresaw
+        self._limited = LogLimiter(log)
+        self._unreadable_retained: dict[tuple[str, str], None] = {}  # (topic, sha256) reported once
         self.misuse_alarms = 0
         self.hub_epoch_ms: int | None = None  # hub clock minus this boot's monotonic clock, from acks
         self.panel_state = PanelState.NONE if panel is None else PanelState.DISCONNECTED
@@ -213,11 +224,15 @@ class Terminal:
             now = self.clock.mono_ms()
             if isinstance(item, Quit):
                 return item.reason
-            if item is not None:
-                self._last_event_ms = now
-                self._dispatch(item, now)
-            self._timers(now)
-            self._pump(now)
+            try:
+                if item is not None:
+                    self._last_event_ms = now
+                    self._dispatch(item, now)
+                self._timers(now)
+                self._pump(now)
+            except Exception as exc:  # noqa: BLE001 - the terminal outlives any one fault; it is counted and said
+                self.faults += 1
+                self._error(f"fault, going on: {exc!r}", kind="fault")
 
     def _wait_s(self, now: int) -> float:
         deadlines = [self._next_prune_ms, self._next_health_ms]
@@ -278,9 +293,12 @@ class Terminal:
         except OutboxError as exc:
             self._error(str(exc))
 
-    def _error(self, detail: str) -> None:
-        self.last_error = detail[:200]
-        log.error("%s: %s", self.device, detail)
+    def _error(self, detail: str, *, kind: str = "error") -> None:
+        """Say what went wrong: in health (`last_error`), as an event, and in the log (at most a few
+        lines a minute of each `kind`, which anyone on the broker could otherwise provoke at will)."""
+        detail = printable(detail, 1000)
+        self.last_error = detail[:MAX_DETAIL_CHARS]
+        self._limited.log(logging.ERROR, kind, "%s: %s", self.device, detail)
         self.emit({"event": "error", "detail": detail})
 
     # -- the flow -----------------------------------------------------------------------------------
@@ -326,7 +344,7 @@ class Terminal:
 
         try:
             appended = self.outbox.append(build, now_ms=self.clock.wall_ms())
-        except OutboxError as exc:
+        except Exception as exc:  # noqa: BLE001 - not stored, whyever: never thanked; out of service
             self._error(f"out of service: {exc}")
             self._next_probe_ms = now + _PROBE_EVERY_MS
             self._feed(StoreFailed(str(exc)), now)
@@ -459,6 +477,7 @@ class Terminal:
             hub_offset_ms=None if self.hub_epoch_ms is None else self.hub_epoch_ms - (wall - now),
             last_error=self.last_error,
             panel_dropped=None if self.panel is None else sum(self.panel.counters.dropped.values()),
+            unreadable=self.unreadable,
         )
 
     def _publish_health(self, now: int) -> None:
@@ -498,20 +517,45 @@ class Terminal:
         self.emit({"event": "online", "protocol": event.protocol, "session": self.session_id})
 
     def _inbound(self, message: Inbound, now: int) -> None:
-        if message.topic == self._topics[Channel.CMD]:
-            self._command(message.payload, now)
-        elif message.topic == self._topics[Channel.ACK]:
-            self._ack(message.payload, now)
-        elif message.topic.startswith(_HUB_STATUS_PREFIX):
-            self._hub_status(message.payload)
+        """A message from the broker. Anyone there may have sent it: what cannot be read, or makes a
+        handler fail for a reason nobody foresaw, is reported (`_unreadable`) and the terminal goes on."""
+        what = "message"
+        try:
+            if message.topic == self._topics[Channel.CMD]:
+                what = "command"
+                self._command(message.payload, now)
+            elif message.topic == self._topics[Channel.ACK]:
+                what = "ack"
+                self._ack(message.payload, now)
+            elif message.topic.startswith(_HUB_STATUS_PREFIX):
+                what = "hub status"
+                self._hub_status(message.payload)
+        except ProtocolError as exc:
+            self._unreadable(message, what, str(exc))
+        except Exception as exc:  # noqa: BLE001 - see above
+            self._unreadable(message, what, f"{Reason.UNHANDLED.value}: {exc!r}")
+
+    def _unreadable(self, message: Inbound, what: str, detail: str) -> None:
+        """Count and say it; a retained message, which comes again at every reconnect, only once."""
+        if message.retained:
+            seen = (message.topic, hashlib.sha256(message.payload).hexdigest())
+            if seen in self._unreadable_retained:
+                return
+            if len(self._unreadable_retained) >= _REMEMBERED_RETAINED:
+                self._unreadable_retained.pop(next(iter(self._unreadable_retained)))
+            self._unreadable_retained[seen] = None
+        self.unreadable += 1
+        retained = ", retained" if message.retained else ""
+        self._error(
+            f"unreadable {what} on {message.topic[:120]} ({len(message.payload)} bytes{retained}): {detail}",
+            kind=f"unreadable {what}",
+        )
 
     def _hub_status(self, payload: bytes) -> None:
         """A hub came online, or this terminal connected and heard that one is: check it (`_check_hub`)."""
-        try:
-            status = decode_status(payload)
-        except ProtocolError as exc:
-            self._error(f"unreadable hub status: {exc}")
-            return
+        if not payload:
+            return  # a retained status cleared
+        status = decode_status(payload)
         if status.state is StatusState.ONLINE:
             self._hub_came_online = True  # checked by _pump once the link is up (it may come before LinkUp)
 
@@ -529,14 +573,11 @@ class Terminal:
             log.info("%s: a hub came online; sent seq %d again to check it holds it", self.device, pending.first)
 
     def _command(self, payload: bytes, now: int) -> None:
-        try:
-            command = decode_command(payload)
-        except ProtocolError as exc:
-            self._error(f"unreadable command: {exc}")
-            return
+        command = decode_command(payload)
         if command.device != self.device:
-            self._error(f"command for device {command.device} on this terminal's topic")
-            return
+            raise DecodeError(
+                f"command for device {command.device} on this terminal's topic", reason=Reason.TOPIC_MISMATCH
+            )
         log.info("%s: command %s (id %s)", self.device, command.cmd.value, command.id)
         if command.cmd is CommandName.LOGIN and command.staff is not None:
             self._feed(Login(command.staff), now)
@@ -546,14 +587,9 @@ class Terminal:
             self._feed(Invite(command.ticket), now)
 
     def _ack(self, payload: bytes, now: int) -> None:
-        try:
-            ack = decode_ack(payload)
-        except ProtocolError as exc:
-            self._error(f"unreadable ack: {exc}")
-            return
+        ack = decode_ack(payload)
         if ack.device != self.device:
-            self._error(f"ack for device {ack.device} on this terminal's topic")
-            return
+            raise DecodeError(f"ack for device {ack.device} on this terminal's topic", reason=Reason.TOPIC_MISMATCH)
         # Taken against the monotonic clock, it stays right for the whole boot even if the wall clock
         # jumps; the transit time of the ack (milliseconds) is the only error.
         self.hub_epoch_ms = ack.t - now

@@ -37,6 +37,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from device.threads import name_this_thread
 
 __all__ = [
+    "NOT_UTF8_TOPIC",
     "Backoff",
     "BrokerUrl",
     "Inbound",
@@ -50,6 +51,7 @@ __all__ = [
 log = logging.getLogger("pingjia.mqtt")
 
 PROTOCOLS = ("auto", "5", "3.1.1")
+NOT_UTF8_TOPIC = "(a topic that is not UTF-8)"  # what Inbound.topic says of one; no filter matches it
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,9 +265,13 @@ class MqttSession:
                 self._acking = client
 
     def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
+        try:
+            name = message.topic
+        except UnicodeDecodeError:  # a broker should refuse such a topic; the owner refuses it here
+            name = NOT_UTF8_TOPIC
         self._on_event(
             Inbound(
-                topic=message.topic,
+                topic=name,
                 payload=bytes(message.payload),
                 mid=message.mid,
                 qos=message.qos,
@@ -287,7 +293,11 @@ class MqttSession:
                 log.info("%s: cannot reach %s: %s", self.client_id, self.url, exc)
                 self._pause(self._backoff.next_delay())
                 continue
-            reason = self._serve(client)
+            try:
+                reason = self._serve(client)
+            except Exception as exc:  # noqa: BLE001 - whatever one connection meets, the link goes on
+                log.error("%s: connection failed unexpectedly (%r); connecting again", self.client_id, exc)
+                reason = f"fault: {exc!r}"[:200]
             with self._lock:
                 was_connected = self._connected
                 self._connected = False

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from protocol import GENESIS, ProtocolError, Rating, leaf_hash, rating_from_wire
 from protocol import decode as decode_json
-from protocol.limits import MAX_MESSAGE_BYTES
+from protocol.limits import MAX_MESSAGE_BYTES, MAX_SEQ
 
 __all__ = ["Appended", "ForeignOutbox", "Outbox", "OutboxError", "Pending"]
 
@@ -111,6 +111,8 @@ class Outbox:
         full fsync before this returns. Nothing is changed if it raises.
         """
         seq, prev = self._head[0] + 1, self._head[1]
+        if seq > MAX_SEQ:
+            raise OutboxError(f"every seq up to {MAX_SEQ} is used: this terminal takes no more records; re-pair it")
         record = build(seq, prev)
         if record.seq != seq or record.prev != prev:
             raise OutboxError(f"record built for seq {record.seq}, expected {seq}")
@@ -198,7 +200,10 @@ class Outbox:
         return self._boots
 
     def probe(self, now_ms: int) -> None:
-        """Write something small: OutboxError if the outbox cannot take a write (disk full, read-only)."""
+        """Write something small: OutboxError if the outbox cannot take a write (disk full, read-only)
+        or would refuse the next record anyway (every seq is used)."""
+        if self._head[0] >= MAX_SEQ:
+            raise OutboxError(f"every seq up to {MAX_SEQ} is used: this terminal takes no more records; re-pair it")
         try:
             self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('probe', ?)", (str(now_ms),))
         except sqlite3.Error as exc:

@@ -71,3 +71,14 @@ class HubConfig:
     )
     stats_every_s: float = setting(10.0, "interval of the hub's progress line in its log", unit="s", low=0.5, high=3600)
     mqtt_protocol: str = setting("auto", "MQTT version: 5, 3.1.1, or auto", choices=("auto", "5", "3.1.1"))
+    reconnect_min_s: float = setting(
+        0.1, "first reconnect delay; doubles per failure, with full jitter", unit="s", low=0.05, high=60
+    )
+    reconnect_max_s: float = setting(
+        1.0,
+        "longest reconnect delay: however long the broker was away, the hub tries again at least this often, "
+        "so it is back within about this long of the broker (terminals wait longer, to spread a hall's load)",
+        unit="s",
+        low=0.1,
+        high=3600,
+    )

@@ -94,19 +94,19 @@ class SQLiteDatabase(Database):
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OverflowError) as exc:  # OverflowError: an integer beyond 64 bits
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         try:
             return self._db.execute(sql, params)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OverflowError) as exc:  # OverflowError: an integer beyond 64 bits
             raise StoreError(f"{exc} in: {sql.split(maxsplit=1)[0]} ...") from exc
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         try:
             self._db.executemany(sql, rows)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OverflowError) as exc:  # OverflowError: an integer beyond 64 bits
             raise StoreError(f"{exc} in: {sql.split(maxsplit=1)[0]} ...") from exc
 
     def _raw(self, sql: str) -> None:

@@ -10,6 +10,7 @@ again. Every refusal becomes a row in `rejects`, a counter, and an entry in the 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -38,6 +39,8 @@ from protocol import (
 )
 from protocol import Status as WireStatus
 from protocol import StatusState as WireState
+from protocol.canonical import printable
+from runtime.logs import LogLimiter
 
 __all__ = ["Ingest", "Outcome"]
 
@@ -94,6 +97,7 @@ class Ingest:
         self._data_version: int | None = None
         self._deltas: Counter[Bucket] = Counter()  # daily_counts changes of the group in progress
         self._unwritten: list[RatingRow] = []  # rows of the group, inserted together unless read sooner
+        self._limited = LogLimiter(log)
 
     def prepare(self, topic: str, payload: bytes) -> Prepared:
         """`prepare_many` of one message."""
@@ -108,10 +112,10 @@ class Ingest:
         """{device: public key hex} of the terminals seen so far, for preparing elsewhere."""
         return self._pubkeys
 
-    def receive(self, topic: str, payload: bytes, now_ms: int) -> Outcome:
+    def receive(self, topic: str, payload: bytes, now_ms: int, *, retained: bool = False) -> Outcome:
         """Handle one message inside the caller's transaction (a group of one). Never raises for bad input."""
         self.begin_group()
-        outcome = self.receive_prepared(self.prepare(topic, payload), now_ms)
+        outcome = self.receive_prepared(self.prepare(topic, payload), now_ms, retained=retained)
         self.end_group()
         return outcome
 
@@ -150,6 +154,7 @@ class Ingest:
         self._departments.clear()
         self._deltas.clear()
         self._unwritten.clear()
+        self._anchors.clear()
         self._data_version = None
 
     def _write_rows(self) -> None:
@@ -158,13 +163,18 @@ class Ingest:
             self.store.insert_ratings(self._unwritten)
             self._unwritten = []
 
-    def receive_prepared(self, prepared: Prepared, now_ms: int) -> Outcome:
-        """Store what `prepare` made of a message, inside the caller's transaction (the writer thread)."""
+    def receive_prepared(self, prepared: Prepared, now_ms: int, *, retained: bool = False) -> Outcome:
+        """Store what `prepare` made of a message, inside the caller's transaction (the writer thread).
+
+        Refusals of protocol errors are outcomes; anything else a handler raises goes to the caller,
+        which stores the message again on its own and refuses it (`refuse`) if it fails again.
+        `retained`: the broker keeps the message and sends it again at every subscription.
+        """
         self.counters["messages"] += 1
         topic, payload, device = prepared.topic, prepared.payload, prepared.device
         if device is None or prepared.channel is None:
             assert prepared.error is not None
-            return self._reject(Outcome(device=None), prepared.error, topic, payload, now_ms)
+            return self._reject(Outcome(device=None), prepared.error, topic, payload, now_ms, retained=retained)
         channel = prepared.channel
         outcome = Outcome(device=device, channel=channel)
         try:
@@ -179,8 +189,14 @@ class Ingest:
             else:
                 raise DecodeError(f"the hub does not take {channel.value} messages", reason=Reason.WRONG_TYPE)
         except ProtocolError as exc:
-            return self._reject(outcome, exc, topic, payload, now_ms)
+            return self._reject(outcome, exc, topic, payload, now_ms, retained=retained)
         return outcome
+
+    def refuse(self, prepared: Prepared, error: ProtocolError, now_ms: int, *, retained: bool = False) -> Outcome:
+        """Record a message as refused for `error` (inside the caller's transaction), storing nothing of it."""
+        self.counters["messages"] += 1
+        outcome = Outcome(device=prepared.device, channel=prepared.channel)
+        return self._reject(outcome, error, prepared.topic, prepared.payload, now_ms, retained=retained)
 
     # -- ratings ------------------------------------------------------------------------------------
 
@@ -463,7 +479,15 @@ class Ingest:
 
     # -- rejects ------------------------------------------------------------------------------------
 
-    def _reject(self, outcome: Outcome, error: ProtocolError, topic: str, payload: bytes, now_ms: int) -> Outcome:
+    def _reject(
+        self, outcome: Outcome, error: ProtocolError, topic: str, payload: bytes, now_ms: int, *, retained: bool
+    ) -> Outcome:
+        digest = hashlib.sha256(payload).hexdigest()
+        if retained and self.store.rejected_before(topic, digest):
+            # The broker sends a retained message again at every subscription: it was refused
+            # (recorded, logged) the first time, and is only counted now.
+            self.counters["rejected_again"] += 1
+            return Outcome(device=None)
         self.counters[f"rejected_{error.reason.value}"] += 1
         self.store.add_reject(
             at_ms=now_ms,
@@ -473,7 +497,16 @@ class Ingest:
             reason=error.reason.value,
             detail=error.detail,
             size=len(payload),
+            digest=digest,
         )
         outcome.rejections.insert(0, Rejection.from_error(error))
-        log.warning("rejected %s (%d bytes): %s", topic[:120], len(payload), error)
+        self._limited.log(
+            logging.WARNING,
+            error.reason.value,
+            "rejected %s (%d bytes%s): %s",
+            printable(topic, 120),
+            len(payload),
+            ", retained" if retained else "",
+            printable(str(error), 300),
+        )
         return outcome

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from protocol import Batch, Channel, DecodeError, ProtocolError, Reason, VerifyKey, decode_batch, parse, verify_batches
 from protocol.compact import compact_pickle
 
-__all__ = ["Prepared", "Preparer", "prepare_in_worker", "worker_init"]
+__all__ = ["Prepared", "Preparer", "prepare_in_worker", "unhandled", "worker_init"]
 
 
 @compact_pickle
@@ -58,35 +58,53 @@ class Preparer:
         by_device: dict[str, list[int]] = {}
         for topic, payload in messages:
             try:
-                device, channel = parse(topic)
-            except DecodeError as exc:
-                prepared.append(Prepared(topic=topic, payload=payload, device=None, channel=None, error=exc))
-                continue
-            if channel is not Channel.RATINGS:
-                prepared.append(Prepared(topic=topic, payload=payload, device=device, channel=channel))
-                continue
-            try:
-                batch = decode_batch(payload)
-                if batch.device != device:
-                    raise DecodeError(
-                        f"a batch of device {batch.device} on the topic of {device}",
-                        reason=Reason.TOPIC_MISMATCH,
-                        device=device,
-                    )
-            except ProtocolError as exc:
-                prepared.append(Prepared(topic=topic, payload=payload, device=device, channel=channel, error=exc))
-                continue
-            by_device.setdefault(device, []).append(len(prepared))
-            prepared.append(Prepared(topic=topic, payload=payload, device=device, channel=channel, batch=batch))
+                item = self._decode(topic, payload)
+            except Exception as exc:  # noqa: BLE001 - one message must not stop the others: it is refused
+                item = Prepared(topic=topic, payload=payload, device=None, channel=None, error=unhandled(exc))
+            if item.batch is not None and item.device is not None:
+                by_device.setdefault(item.device, []).append(len(prepared))
+            prepared.append(item)
         for device, indexes in by_device.items():
             pubkey = keys.get(device)
             if pubkey is None:
                 continue  # not known yet: the writer looks the key up and checks there
             batches = [prepared[i].batch for i in indexes]
-            results = verify_batches(batches, self.key(pubkey))  # type: ignore[arg-type]
+            try:
+                results: list[ProtocolError | None] = list(verify_batches(batches, self.key(pubkey)))  # type: ignore[arg-type]
+            except Exception as exc:  # noqa: BLE001 - the writer checks these batches again, one by one
+                results = [unhandled(exc, device=device)] * len(indexes)
             for index, error in zip(indexes, results, strict=True):
                 prepared[index] = replace(prepared[index], verified_with=pubkey if error is None else None, error=error)
         return prepared
+
+    @staticmethod
+    def _decode(topic: str, payload: bytes) -> Prepared:
+        try:
+            device, channel = parse(topic)
+        except DecodeError as exc:
+            return Prepared(topic=topic, payload=payload, device=None, channel=None, error=exc)
+        if channel is not Channel.RATINGS:
+            return Prepared(topic=topic, payload=payload, device=device, channel=channel)
+        try:
+            batch = decode_batch(payload)
+            if batch.device != device:
+                raise DecodeError(
+                    f"a batch of device {batch.device} on the topic of {device}",
+                    reason=Reason.TOPIC_MISMATCH,
+                    device=device,
+                )
+        except ProtocolError as exc:
+            return Prepared(topic=topic, payload=payload, device=device, channel=channel, error=exc)
+        return Prepared(topic=topic, payload=payload, device=device, channel=channel, batch=batch)
+
+
+def unhandled(exc: BaseException, *, device: str | None = None) -> ProtocolError:
+    """A failure nobody foresaw, as a refusal with a reason code (`unhandled`) that names it."""
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - an exception whose text fails is still named by its type
+        text = "(no text)"
+    return ProtocolError(f"{type(exc).__name__}: {text}"[:300], reason=Reason.UNHANDLED, device=device)
 
 
 _WORKER = Preparer()

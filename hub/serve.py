@@ -10,21 +10,17 @@ again, or not committed it and never acked it: the terminal sends it again.
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 import queue
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from device.mqtt import BrokerUrl, Inbound, LinkDown, LinkEvent, LinkUp, MqttSession
 from hub.config import HubConfig
-from hub.errors import StoreError
 from hub.ingest import Ingest, Outcome
-from hub.prepare import Prepared, prepare_in_worker, worker_init
+from hub.prepare import Prepared, unhandled
+from hub.preparers import Job, PreparerPool
 from hub.store import Store
 from protocol import (
     Ack,
@@ -38,6 +34,7 @@ from protocol import (
     hub_status_topic,
     topic,
 )
+from runtime.logs import LogLimiter
 
 __all__ = ["Hub"]
 
@@ -78,9 +75,12 @@ class Hub:
             receive_maximum=config.receive_maximum,
             manual_ack=True,
             protocol="5" if share_group is not None else config.mqtt_protocol,  # shared subscriptions are MQTT 5
+            reconnect_min_s=config.reconnect_min_s,
+            reconnect_max_s=config.reconnect_max_s,
         )
         self._stopping = threading.Event()
-        self._preparers = self._pool()
+        self._limited = LogLimiter(log)
+        self._preparers = PreparerPool(_PREPARERS)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -96,25 +96,33 @@ class Hub:
         preparing: deque[_Prepping] = deque()
         try:
             while not self._stopping.is_set():
-                group = self._take_group(wait=not preparing)
-                messages = [item for item in group if isinstance(item, Inbound)]
-                for item in group:
-                    if isinstance(item, LinkUp | LinkDown):
-                        self._link(item)
-                if messages:
-                    preparing.append(self._prepare_group(messages))
-                if preparing and (len(preparing) > _GROUPS_AHEAD or not messages or self.inbox.empty()):
-                    self._store_group(preparing.popleft())
+                try:
+                    self._turn(preparing)
+                except Exception as exc:  # noqa: BLE001 - the writer outlives any one fault; it is counted
+                    self.ingest.counters["writer_errors"] += 1
+                    self._limited.log(logging.ERROR, "writer", "hub: writer fault, going on: %r", exc)
                 if time.monotonic() >= next_stats:
                     next_stats = time.monotonic() + every_s
                     self._log_stats()
         finally:
-            self._preparers.shutdown(wait=True, cancel_futures=True)
+            self._preparers.close()
             if self.session.connected:
                 self.session.publish(self._status_topic, self._status(StatusState.OFFLINE, self._session), retain=True)
             self.session.stop()
             self._log_stats()
             self.store.close()
+
+    def _turn(self, preparing: deque[_Prepping]) -> None:
+        """Take what arrived; hand it to the preparers; store the oldest prepared group when due."""
+        group = self._take_group(wait=not preparing)
+        messages = [item for item in group if isinstance(item, Inbound)]
+        for item in group:
+            if isinstance(item, LinkUp | LinkDown):
+                self._link(item)
+        if messages:
+            preparing.append(self._prepare_group(messages))
+        if preparing and (len(preparing) > _GROUPS_AHEAD or not messages or self.inbox.empty()):
+            self._store_group(preparing.popleft())
 
     def _link(self, event: LinkUp | LinkDown) -> None:
         if isinstance(event, LinkDown):
@@ -143,21 +151,8 @@ class Hub:
                 size += len(item.payload)
         return group
 
-    @staticmethod
-    def _pool() -> ProcessPoolExecutor:
-        pool = ProcessPoolExecutor(
-            max_workers=_PREPARERS,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=worker_init,
-            initargs=(os.getpid(),),
-        )
-        # Start the workers now: started on demand, the first rating would wait for them (~90 ms).
-        for future in [pool.submit(prepare_in_worker, [], {}) for _ in range(_PREPARERS)]:
-            future.result()
-        return pool
-
     def _prepare_group(self, messages: list[Inbound]) -> _Prepping:
-        """Hand a group to the worker processes: JSON, canonical bytes, hashes, signatures.
+        """Hand a group to the preparing processes: JSON, canonical bytes, hashes, signatures.
 
         That work does not need the store, and in other processes it does not take the writer's
         interpreter lock; the writer thread meanwhile stores the group before.
@@ -165,45 +160,92 @@ class Hub:
         # In a fixed order of terminals, so that two workers locking terminals' rows never deadlock.
         messages = sorted(messages, key=lambda message: message.topic)
         keys = self.ingest.keys
-        futures = []
-        for chunk in _chunks(messages, _PREPARERS):
-            items = [(message.topic, message.payload) for message in chunk]
+        jobs = []
+        for index, chunk in enumerate(_chunks(messages, self._preparers.size)):
             devices = {message.topic.split("/")[2] for message in chunk if message.topic.count("/") == 3}
             chunk_keys = {device: keys[device] for device in devices if device in keys}
-            try:
-                futures.append(self._preparers.submit(prepare_in_worker, items, chunk_keys))
-            except (BrokenProcessPool, RuntimeError):
-                futures.append(_done(self.ingest.prepare_many(items)))
-        return _Prepping(messages, futures)
+            jobs.append(self._preparers.submit(index, [(m.topic, m.payload) for m in chunk], chunk_keys))
+        return _Prepping(messages, jobs)
 
     def _store_group(self, group: _Prepping) -> None:
+        """Store a prepared group in one transaction, then answer the terminals and PUBACK.
+
+        A group that fails is stored again one message at a time, so that a message no handler
+        foresaw is found, refused (a reject row) and acknowledged to the broker, and everything
+        around it is stored: the broker must not deliver it again at every restart. Only when the
+        store cannot even take a reject row is nothing acknowledged (the database is away).
+        """
         messages = group.messages
-        prepared = []
-        for future, chunk in zip(group.futures, _chunks(messages, _PREPARERS), strict=True):
-            try:
-                prepared.extend(future.result())
-            except BrokenProcessPool:
-                # A worker died (killed, out of memory): prepare here, and start fresh workers.
-                log.error("hub: a preparing worker died; starting new ones")
-                self._preparers.shutdown(wait=False, cancel_futures=True)
-                self._preparers = self._pool()
-                prepared.extend(self.ingest.prepare_many([(m.topic, m.payload) for m in chunk]))
+        prepared: list[Prepared] = []
+        for job, chunk in zip(group.jobs, _chunks(messages, self._preparers.size), strict=True):
+            done = self._preparers.result(job)
+            # None: the worker died or hung on it; prepare here (the writer guards each message too).
+            prepared.extend(
+                done if done is not None else self.ingest.prepare_many([(m.topic, m.payload) for m in chunk])
+            )
         now_ms = time.time_ns() // 1_000_000
         before = self.ingest.counters.copy()
+        try:
+            outcomes = self._ingest(messages, prepared, now_ms)
+        except Exception as exc:  # noqa: BLE001 - the store's, or a handler's: find out which, one by one
+            self.ingest.forget()
+            self.ingest.counters = before
+            self.ingest.counters["groups_retried"] += 1
+            self._limited.log(
+                logging.ERROR, "group", "hub: a group of %d failed (%s); storing them one by one", len(messages), exc
+            )
+            outcomes, messages = self._one_by_one(messages, prepared, now_ms)
+        self._answer(outcomes)
+        for message in messages:
+            self.session.ack(message)
+
+    def _ingest(self, messages: list[Inbound], prepared: list[Prepared], now_ms: int) -> list[Outcome]:
+        """Messages through Ingest inside one transaction (one fsync); raises if anything failed."""
         outcomes: list[Outcome] = []
         self.ingest.begin_group()
-        try:
-            with self.store.transaction():
-                for item in prepared:
-                    outcomes.append(self.ingest.receive_prepared(item, now_ms))
-                self.ingest.end_group()
-        except StoreError as exc:
-            self.ingest.forget()
-            # Nothing of the group is kept or acknowledged: the terminals send it again.
-            self.ingest.counters = before
-            self.ingest.counters["store_errors"] += 1
-            log.error("hub: could not store %d messages: %s", len(messages), exc)
-            return
+        with self.store.transaction():
+            for message, item in zip(messages, prepared, strict=True):
+                outcomes.append(self.ingest.receive_prepared(item, now_ms, retained=message.retained))
+            self.ingest.end_group()
+        return outcomes
+
+    def _one_by_one(
+        self, messages: list[Inbound], prepared: list[Prepared], now_ms: int
+    ) -> tuple[list[Outcome], list[Inbound]]:
+        """Each message in its own transaction; one that fails on its own is refused as `unhandled`.
+
+        Returns the outcomes and the messages now durable (stored or refused), which may be acked.
+        Stops at the first message whose refusal cannot be stored either: the store is failing.
+        """
+        outcomes: list[Outcome] = []
+        done: list[Inbound] = []
+        for message, item in zip(messages, prepared, strict=True):
+            before = self.ingest.counters.copy()
+            try:
+                outcomes += self._ingest([message], [item], now_ms)
+            except Exception as exc:  # noqa: BLE001 - this message is the one (or the store is away)
+                self.ingest.forget()
+                self.ingest.counters = before
+                error = unhandled(exc, device=item.device)
+                try:
+                    with self.store.transaction():
+                        outcomes.append(self.ingest.refuse(item, error, now_ms, retained=message.retained))
+                except Exception as store_exc:  # noqa: BLE001 - nothing more can be made durable now
+                    self.ingest.forget()
+                    self.ingest.counters = before
+                    self.ingest.counters["store_errors"] += 1
+                    self._limited.log(
+                        logging.ERROR,
+                        "store",
+                        "hub: could not store %d messages: %s",
+                        len(messages) - len(done),
+                        store_exc,
+                    )
+                    break
+            done.append(message)
+        return outcomes, done
+
+    def _answer(self, outcomes: list[Outcome]) -> None:
         answers: dict[str, tuple[int, list[Rejection]]] = {}
         for outcome in outcomes:
             if outcome.answer and outcome.device is not None:
@@ -214,8 +256,6 @@ class Hub:
             # QoS 0: a lost ack costs a resend, which is acked again; QoS 1 would cost every ack a
             # PUBACK on both legs.
             self.session.publish(topic(device, Channel.ACK), encode_ack(ack), qos=0)
-        for message in messages:
-            self.session.ack(message)
 
     def _log_stats(self) -> None:
         counters = dict(sorted(self.ingest.counters.items()))
@@ -225,13 +265,7 @@ class Hub:
 @dataclass(frozen=True, slots=True)
 class _Prepping:
     messages: list[Inbound]
-    futures: list[Future[list[Prepared]]]
-
-
-def _done(result: list[Prepared]) -> Future[list[Prepared]]:
-    future: Future[list[Prepared]] = Future()
-    future.set_result(result)
-    return future
+    jobs: list[Job]
 
 
 def _chunks(items: list[Inbound], parts: int) -> list[list[Inbound]]:

@@ -18,7 +18,8 @@ from typing import Any, NamedTuple
 
 from hub.db import Cursor, Database, SQLiteDatabase, open_database, sqlite_path
 from hub.errors import RegistryError
-from protocol import VerifyKey, valid_device_id
+from protocol import VerifyKey, limits, valid_device_id
+from protocol.canonical import printable
 
 __all__ = ["Bucket", "DeviceEntry", "RatingRow", "Store", "sqlite_path"]
 
@@ -210,10 +211,10 @@ class Store:
     # -- ingest (inside a transaction) --------------------------------------------------------------
 
     def chain_around(self, device: str, first: int, last: int) -> dict[int, tuple[str, str]]:
-        """{seq: (hash, prev)} of stored records of `device` in first-1 .. last+1."""
+        """{seq: (hash, prev)} of stored records of `device` in first-1 .. last+1 (within the seq range)."""
         rows = self.execute(
             "SELECT seq, hash, prev FROM ratings WHERE device = ? AND seq BETWEEN ? AND ?",
-            (device, first - 1, last + 1),
+            (device, first - 1, min(last + 1, limits.MAX_SEQ)),
         )
         return {seq: (digest, prev) for seq, digest, prev in rows}
 
@@ -312,11 +313,25 @@ class Store:
         reason: str,
         detail: str,
         size: int,
+        digest: str | None = None,
     ) -> None:
+        """A refused message: where it came from, why, how big, and its SHA-256 (`digest`, hex).
+
+        Text is made printable first: a topic or a fault's text may hold what a column cannot
+        (PostgreSQL's TEXT takes no NUL), and a reject row must never fail to be written.
+        """
         self.execute(
-            "INSERT INTO rejects(at_ms, topic, device, seq, reason, detail, size) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (at_ms, topic[:200], device, seq, reason, detail[:500], size),
+            "INSERT INTO rejects(at_ms, topic, device, seq, reason, detail, size, digest) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (at_ms, printable(topic, 200), device, seq, reason, printable(detail, 500), size, digest),
         )
+
+    def rejected_before(self, topic: str, digest: str) -> bool:
+        """Whether this very message (topic and SHA-256 of its payload) was refused before."""
+        row = self.execute(
+            "SELECT 1 FROM rejects WHERE digest = ? AND topic = ? LIMIT 1", (digest, printable(topic, 200))
+        ).fetchone()
+        return row is not None
 
     def set_status(self, device: str, state: str, session: int, at_ms: int) -> None:
         self.execute(

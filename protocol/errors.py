@@ -7,8 +7,8 @@
     └── AuthError                 the message is well formed but not authentic
           reasons: bad_signature, broken_chain
 
-The hub adds its own refusals (unknown_device, replay_conflict) with the same codes, so that every
-rejection a terminal sees in an ack comes from one list: `Reason`.
+The hub adds its own refusals (unknown_device, replay_conflict, unhandled) with the same codes, so
+that every rejection a terminal sees in an ack comes from one list: `Reason`.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class Reason(StrEnum):
     BROKEN_CHAIN = "broken_chain"  # a prev hash does not match the record before it
     UNKNOWN_DEVICE = "unknown_device"  # the hub has no key for this device
     REPLAY_CONFLICT = "replay_conflict"  # a seq the hub holds, sent again with other content
+    UNHANDLED = "unhandled"  # the receiver failed on this message for a reason nobody foresaw; recorded, dropped
 
 
 class ProtocolError(Exception):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from protocol import canonical, limits
+from protocol.canonical import show, show_names
 from protocol.errors import DecodeError, Reason
 
 __all__ = ["Field", "check", "decode_fields", "integer", "text"]
@@ -55,7 +56,7 @@ def check(obj: Mapping[str, Any], fields: Mapping[str, Field], what: str) -> Non
     unknown = sorted(set(obj) - set(fields))
     missing = sorted(name for name, spec in fields.items() if spec.required and name not in obj)
     if unknown or missing:
-        raise DecodeError(f"{what} fields: missing {missing}, unknown {unknown}", reason=Reason.BAD_FIELD)
+        raise DecodeError(f"{what} fields: missing {missing}, unknown {show_names(unknown)}", reason=Reason.BAD_FIELD)
     for name, value in obj.items():
         spec = fields[name]
         if not spec.valid(value):
@@ -65,7 +66,7 @@ def check(obj: Mapping[str, Any], fields: Mapping[str, Field], what: str) -> Non
                 allowed = f"an integer in {spec.low}..{spec.high}"
             else:
                 allowed = f"1..{spec.most} printable characters"
-            raise DecodeError(f"{what} {name} must be {allowed}, got {value!r:.60}", reason=Reason.BAD_FIELD)
+            raise DecodeError(f"{what} {name} must be {allowed}, got {show(value)}", reason=Reason.BAD_FIELD)
 
 
 def decode_fields(raw: bytes, kind: str, fields: Mapping[str, Field]) -> dict[str, Any]:
@@ -80,9 +81,9 @@ def decode_fields(raw: bytes, kind: str, fields: Mapping[str, Field]) -> dict[st
     if type(obj) is not dict:
         raise DecodeError("a message must be a JSON object")
     if obj.get("v") != limits.VERSION or type(obj.get("v")) is not int:
-        raise DecodeError(f"version {obj.get('v')!r:.20} is not 1", reason=Reason.UNKNOWN_VERSION)
+        raise DecodeError(f"version {show(obj.get('v'))} is not 1", reason=Reason.UNKNOWN_VERSION)
     if obj.get("type") != kind:
-        raise DecodeError(f"expected a {kind} message, got {obj.get('type')!r:.20}", reason=Reason.WRONG_TYPE)
+        raise DecodeError(f"expected a {kind} message, got {show(obj.get('type'))}", reason=Reason.WRONG_TYPE)
     check(obj, fields, kind)
     if canonical.encode(obj) != raw:
         raise DecodeError(f"{kind} is not in canonical form", reason=Reason.NOT_CANONICAL)

@@ -83,6 +83,7 @@ class Health:
     hub_offset_ms: int | None = None  # hub clock minus terminal clock, from the latest ack
     last_error: str | None = None
     panel_dropped: int | None = None  # key-panel frames dropped as damaged since start
+    unreadable: int | None = None  # messages from the broker this terminal could not read, since start
 
 
 _HEALTH: Final[dict[str, Field]] = {
@@ -102,6 +103,7 @@ _HEALTH: Final[dict[str, Field]] = {
     "hub_offset_ms": integer(-limits.MAX_MS, limits.MAX_MS, required=False),
     "last_error": text(limits.MAX_DETAIL_CHARS, required=False),
     "panel_dropped": integer(0, _I64, required=False),
+    "unreadable": integer(0, _I64, required=False),
 }
 
 

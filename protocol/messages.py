@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from protocol import canonical, limits
+from protocol.canonical import printable, show, show_names
 from protocol.compact import compact_pickle
 from protocol.errors import AuthError, DecodeError, ProtocolError, Reason
 from protocol.keys import GENESIS, HEAD_CONTEXT, SigningKey, VerifyKey, leaf_hash
@@ -85,9 +86,9 @@ def _type_and_version(obj: object, expected: str) -> dict[str, Any]:
     if type(obj) is not dict:
         raise DecodeError(f"a message must be a JSON object, got {type(obj).__name__}")
     if obj.get("v") != limits.VERSION or type(obj.get("v")) is not int:
-        raise DecodeError(f"version {obj.get('v')!r:.20} is not 1", reason=Reason.UNKNOWN_VERSION)
+        raise DecodeError(f"version {show(obj.get('v'))} is not 1", reason=Reason.UNKNOWN_VERSION)
     if obj.get("type") != expected:
-        raise DecodeError(f"expected a {expected} message, got type {obj.get('type')!r:.20}", reason=Reason.WRONG_TYPE)
+        raise DecodeError(f"expected a {expected} message, got type {show(obj.get('type'))}", reason=Reason.WRONG_TYPE)
     return obj
 
 
@@ -99,8 +100,9 @@ def _check_size(raw: bytes) -> None:
 def _keys(obj: dict[str, Any], required: frozenset[str], optional: frozenset[str], what: str) -> None:
     keys = obj.keys()
     if not required <= keys or not keys <= required | optional:
+        unknown = show_names(sorted(keys - required - optional))
         raise DecodeError(
-            f"{what} fields: missing {sorted(required - keys)}, unknown {sorted(keys - required - optional)}",
+            f"{what} fields: missing {sorted(required - keys)}, unknown {unknown}",
             reason=Reason.BAD_FIELD,
         )
 
@@ -147,14 +149,14 @@ def _head_from_wire(obj: object) -> Head:
         raise DecodeError("head must be a JSON object", reason=Reason.BAD_FIELD)
     _keys(obj, _HEAD_KEYS, frozenset(), "head")
     if obj["v"] != limits.VERSION or type(obj["v"]) is not int:
-        raise DecodeError(f"head version {obj['v']!r:.20} is not 1", reason=Reason.UNKNOWN_VERSION)
+        raise DecodeError(f"head version {show(obj['v'])} is not 1", reason=Reason.UNKNOWN_VERSION)
     device = obj["device"]
     if not valid_device_id(device):
-        raise DecodeError(f"head device id {device!r:.80} is not valid", reason=Reason.BAD_FIELD)
+        raise DecodeError(f"head device id {show(device)} is not valid", reason=Reason.BAD_FIELD)
     first, last = obj["first"], obj["last"]
     if type(first) is not int or type(last) is not int or not 1 <= first <= last <= limits.MAX_SEQ:
         raise DecodeError(
-            f"head range {first!r:.30}..{last!r:.30} is not valid", reason=Reason.BAD_FIELD, device=device
+            f"head range {show(first)}..{show(last)} is not valid", reason=Reason.BAD_FIELD, device=device
         )
     if type(obj["last_hash"]) is not str or _HEX64.fullmatch(obj["last_hash"]) is None:
         raise DecodeError("head last_hash must be 64 lowercase hex digits", reason=Reason.BAD_FIELD, device=device)
@@ -301,7 +303,7 @@ class Rejection:
 
     @classmethod
     def from_error(cls, error: ProtocolError) -> Rejection:
-        return cls(reason=error.reason, detail=error.detail[: limits.MAX_DETAIL_CHARS], seq=error.seq)
+        return cls(reason=error.reason, detail=printable(error.detail, limits.MAX_DETAIL_CHARS), seq=error.seq)
 
     def wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {"reason": self.reason.value, "detail": self.detail}
@@ -348,9 +350,9 @@ def decode_ack(raw: bytes) -> Ack:
         raise DecodeError("ack device id is not valid", reason=Reason.BAD_FIELD)
     upto, t = obj["upto"], obj["t"]
     if type(upto) is not int or not 0 <= upto <= limits.MAX_SEQ:
-        raise DecodeError(f"ack upto {upto!r:.30} is not a seq", reason=Reason.BAD_FIELD)
+        raise DecodeError(f"ack upto {show(upto)} is not a seq", reason=Reason.BAD_FIELD)
     if type(t) is not int or not 0 <= t <= limits.MAX_MS:
-        raise DecodeError(f"ack t {t!r:.30} is not a time in ms", reason=Reason.BAD_FIELD)
+        raise DecodeError(f"ack t {show(t)} is not a time in ms", reason=Reason.BAD_FIELD)
     rejects: list[Rejection] = []
     raw_rejects = obj.get("rejects", [])
     if type(raw_rejects) is not list or ("rejects" in obj and not raw_rejects):
@@ -362,7 +364,7 @@ def decode_ack(raw: bytes) -> Ack:
         try:
             reason = Reason(entry["reason"])
         except ValueError:
-            raise DecodeError(f"unknown reject reason {entry['reason']!r:.40}", reason=Reason.BAD_FIELD) from None
+            raise DecodeError(f"unknown reject reason {show(entry['reason'])}", reason=Reason.BAD_FIELD) from None
         seq = entry.get("seq")
         if seq is not None and (type(seq) is not int or not 1 <= seq <= limits.MAX_SEQ):
             raise DecodeError("ack reject seq is not a seq", reason=Reason.BAD_FIELD)
@@ -417,7 +419,7 @@ def decode_status(raw: bytes) -> Status:
     try:
         state = StatusState(obj["state"])
     except ValueError:
-        raise DecodeError(f"status state {obj['state']!r:.20} is not online/offline", reason=Reason.BAD_FIELD) from None
+        raise DecodeError(f"status state {show(obj['state'])} is not online/offline", reason=Reason.BAD_FIELD) from None
     session = obj["session"]
     if type(session) is not int or not 0 <= session <= limits.MAX_SESSION:
         raise DecodeError("status session must be a non-negative integer", reason=Reason.BAD_FIELD)

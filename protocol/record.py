@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from protocol import canonical, limits
+from protocol.canonical import show, show_names
 from protocol.compact import compact_pickle
 from protocol.errors import DecodeError, Reason
 from protocol.keys import RECORD_CONTEXT, SigningKey, VerifyKey, leaf_hash
@@ -132,14 +133,14 @@ def _fail(detail: str, device: str | None = None, seq: int | None = None) -> Dec
 def _int(obj: dict[str, Any], key: str, low: int, high: int, *, device: str | None, seq: int | None) -> int:
     value = obj[key]
     if type(value) is not int or not low <= value <= high:
-        raise _fail(f"{key} must be an integer in {low}..{high}, got {value!r}", device, seq)
+        raise _fail(f"{key} must be an integer in {low}..{high}, got {show(value)}", device, seq)
     return value
 
 
 def _text(obj: dict[str, Any], key: str, most: int, *, device: str | None, seq: int | None) -> str:
     value = obj[key]
     if type(value) is not str or not 0 < len(value) <= most or not value.isprintable():
-        raise _fail(f"{key} must be 1..{most} printable characters, got {value!r:.80}", device, seq)
+        raise _fail(f"{key} must be 1..{most} printable characters, got {show(value)}", device, seq)
     return value
 
 
@@ -154,22 +155,27 @@ def rating_from_wire(obj: object) -> Rating:
     if not keys >= REQUIRED or not keys <= _ALL:
         missing = sorted(REQUIRED - keys)
         unknown = sorted(keys - _ALL)
-        raise _fail(f"record fields: missing {missing}, unknown {unknown}", obj.get("device"), None)
+        device = obj.get("device")
+        raise _fail(
+            f"record fields: missing {missing}, unknown {show_names(unknown)}",
+            device if valid_device_id(device) else None,
+            None,
+        )
     if obj["v"] != limits.VERSION or type(obj["v"]) is not int:
-        raise DecodeError(f"record version {obj['v']!r} is not 1", reason=Reason.UNKNOWN_VERSION)
+        raise DecodeError(f"record version {show(obj['v'])} is not 1", reason=Reason.UNKNOWN_VERSION)
     device = obj["device"]
     if not valid_device_id(device):
-        raise _fail(f"device id {device!r:.80} is not 1..64 of [A-Za-z0-9_.-]")
+        raise _fail(f"device id {show(device)} is not 1..64 of [A-Za-z0-9_.-]")
     seq = _int(obj, "seq", 1, limits.MAX_SEQ, device=device, seq=None)
     try:
         kind = Kind(obj["kind"])
     except (ValueError, TypeError):
-        raise _fail(f"kind must be one of {[k.value for k in Kind]}, got {obj['kind']!r:.40}", device, seq) from None
+        raise _fail(f"kind must be one of {[k.value for k in Kind]}, got {show(obj['kind'])}", device, seq) from None
     t = _int(obj, "t", 0, limits.MAX_MS, device=device, seq=seq)
     mono = _int(obj, "mono", 0, limits.MAX_MS, device=device, seq=seq)
     boot = obj["boot"]
     if type(boot) is not str or _BOOT.fullmatch(boot) is None:
-        raise _fail(f"boot must be 1..64 of [A-Za-z0-9-], got {boot!r:.80}", device, seq)
+        raise _fail(f"boot must be 1..64 of [A-Za-z0-9-], got {show(boot)}", device, seq)
     fw = _text(obj, "fw", limits.MAX_FW_CHARS, device=device, seq=seq)
     prev = obj["prev"]
     if type(prev) is not str or _HEX64.fullmatch(prev) is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
+from protocol.canonical import show
 from protocol.errors import DecodeError, Reason
 from protocol.record import valid_device_id
 
@@ -38,12 +39,12 @@ def parse(name: str) -> tuple[str, Channel]:
     """(device, channel) of a topic; DecodeError(bad_topic) if it is not a v1 topic."""
     parts = name.split("/")
     if len(parts) != 4 or f"{parts[0]}/{parts[1]}" != PREFIX or not valid_device_id(parts[2]):
-        raise DecodeError(f"topic {name!r:.120} is not {PREFIX}/<device>/<channel>", reason=Reason.BAD_TOPIC)
+        raise DecodeError(f"topic {show(name, 120)} is not {PREFIX}/<device>/<channel>", reason=Reason.BAD_TOPIC)
     try:
         channel = Channel(parts[3])
     except ValueError:
         raise DecodeError(
-            f"topic channel {parts[3]!r:.40} is not one of {[c.value for c in Channel]}",
+            f"topic channel {show(parts[3])} is not one of {[c.value for c in Channel]}",
             reason=Reason.BAD_TOPIC,
         ) from None
     return parts[2], channel

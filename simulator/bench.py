@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -368,6 +369,73 @@ def _hub_with_fleet(workdir: Path, fleet: Any, name: str, settings: Sequence[str
         broker.stop()
 
 
+def hub_reconnect(workdir: Path, *, outage_s: float, samples: int) -> Result:
+    """Seconds from a broker coming back (its port open) to the hub serving again (its new online
+    status heard), after the broker was away `outage_s` (long enough for the backoff to reach its
+    cap), `samples` times: the wait is random below the cap, so one sample says little."""
+    from device.mqtt import Inbound, MqttSession, parse_broker_url
+    from hub.config import HubConfig
+    from protocol import ProtocolError, StatusState, decode_status, hub_status_topic
+    from simulator.processes import HubProcess, MosquittoBroker
+
+    if not _mosquitto():
+        return {"hub_reconnect_s": None}
+    db = f"sqlite:///{workdir / 'reconnect.sqlite3'}"
+    broker = MosquittoBroker(workdir=workdir / "mosquitto-reconnect").start()
+    hub = HubProcess(db=db, broker_url=broker.url, log=workdir / "reconnect-hub.log").start()
+    sessions: list[int] = []
+    heard = threading.Condition()
+
+    def on_event(event: object) -> None:
+        if isinstance(event, Inbound) and event.payload:
+            try:
+                status = decode_status(event.payload)
+            except ProtocolError:
+                return
+            if status.state is StatusState.ONLINE:
+                with heard:
+                    sessions.append(status.session)
+                    heard.notify_all()
+
+    def newest_after(before: int) -> int:
+        """Connect a watcher (at once: it has not failed yet) and wait for a newer online status."""
+        watcher = MqttSession(
+            url=parse_broker_url(broker.url),
+            client_id=f"reconnect-watch-{time.monotonic_ns()}",
+            on_event=on_event,
+            subscriptions=[(hub_status_topic(hub.client_id), 1)],
+        )
+        watcher.start()
+        try:
+            with heard:
+                if not heard.wait_for(lambda: max(sessions, default=-1) > before, 60):
+                    raise RuntimeError("the hub did not come back within 60 s of the broker")
+                return max(sessions)
+        finally:
+            watcher.stop()
+
+    seconds = []
+    try:
+        hub.wait_online()
+        session = newest_after(-1)
+        for _ in range(samples):
+            broker.kill()
+            time.sleep(outage_s)  # the hub keeps trying; its waits grow to reconnect_max_s
+            broker.start()
+            came_back = time.monotonic()
+            session = newest_after(session)
+            seconds.append(time.monotonic() - came_back)
+    finally:
+        hub.stop()
+        broker.stop()
+    return {
+        "hub_reconnect_s": round(max(seconds), 2),
+        "hub_reconnect_s_runs": [round(value, 2) for value in seconds],
+        "hub_reconnect_outage_s": outage_s,
+        "hub_reconnect_max_s": HubConfig().reconnect_max_s,
+    }
+
+
 def hub_live(workdir: Path, *, devices: int, per_device: int) -> Result:
     """Ratings stored per second when every message carries one rating (each press sent at once):
     `devices` terminals played from pre-signed messages, the hub acking each after its commit."""
@@ -522,6 +590,9 @@ def run(*, quick: bool, only: set[str] | None = None, workdir: Path | None = Non
         "terminal": lambda: terminal_figures(scratch / "terminal", 200 if quick else 1_000),
         "report": lambda: report_month(scratch, ratings=1_000_000 if quick else 10_000_000),
         "make_run": lambda: first_stored_by_make_run(Path.cwd()),
+        "reconnect": lambda: hub_reconnect(
+            scratch / "reconnect", outage_s=10 if quick else 30, samples=3 if quick else 5
+        ),
     }
     unknown = (only or set()) - set(steps)
     if unknown:

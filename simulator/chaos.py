@@ -2,7 +2,8 @@
 
 Real terminals (each behind its own TCP proxy, on its own small disk, with its own clock), a real
 Mosquitto with the project's configuration and the hub, while customers keep coming. At random
-moments, many times over: the broker is killed and restarted; a terminal's network is cut; a
+moments, many times over: the broker is restarted (its sessions and queued messages saved and
+restored, which a probe session checks) or killed (restoring its last autosave); a terminal's network is cut; a
 terminal loses power (SIGKILL) mid-write and starts again; the hub is killed mid-ingest and
 restarted; a terminal's disk fills up and is freed; a terminal's clock jumps; and a replayer
 publishes rating messages again, later and twice (duplicated and reordered deliveries).
@@ -29,12 +30,12 @@ from typing import Any
 from device import identity
 from device.outbox import Outbox
 from hub.store import Store
-from simulator.netfaults import CutProxy, Replayer
+from simulator.netfaults import CutProxy, Replayer, SessionProbe
 from simulator.processes import BrokerProcess, HubProcess, MosquittoBroker, ProcessError, TerminalProcess
 
 __all__ = ["Chaos"]
 
-FAULTS = ("broker_restart", "network_cut", "device_power_cut", "hub_kill", "disk_full", "clock_jump")
+FAULTS = ("broker_restart", "broker_crash", "network_cut", "device_power_cut", "hub_kill", "disk_full", "clock_jump")
 _TERMINAL_SETTINGS = [
     "thank_you_ms=0",
     "amend_window_s=0",
@@ -103,6 +104,7 @@ class Chaos:
         self.seed = seed if seed is not None else random.randrange(1 << 30)
         self.rng = random.Random(self.seed)
         self.faults: Counter[str] = Counter()
+        self.broker_checks: Counter[str] = Counter()
         self.skipped: dict[str, str] = {}
         self._halt = threading.Event()
 
@@ -114,7 +116,9 @@ class Chaos:
         db = f"sqlite:///{self.workdir / 'hub.sqlite3'}"
         store = Store.open(db)
         store.add_staff("E1", name="王芳", department="综合受理")
-        broker = MosquittoBroker(workdir=self.workdir / "mosquitto").start()
+        broker = MosquittoBroker(workdir=self.workdir / "mosquitto", log_types=["information", "debug"]).start()
+        self.probe = SessionProbe(broker.port)
+        self.probe.arm()
         hub = HubProcess(db=db, broker_url=broker.url, log=self.workdir / "hub.log").start()
         hub.wait_online()
         counters = [self._counter(index, store, broker.port) for index in range(self.devices)]
@@ -185,10 +189,20 @@ class Chaos:
 
     def _fault(self, kind: str, counters: list[Station], broker: BrokerProcess, hub: HubProcess) -> None:
         counter = self.rng.choice(counters)
-        if kind == "broker_restart":
-            broker.kill()
+        if kind == "broker_restart":  # stopped (it saves its store) and started again: nothing may be forgotten
+            payload = f"queued before restart {self.faults[kind] + 1}".encode()
+            queued = self.probe.queue(payload)
+            broker.stop()
             time.sleep(self.rng.uniform(0.2, 2.0))  # the broker is away this long
             broker.start()
+            if queued:
+                self.broker_checks["queued"] += 1
+                self.broker_checks["queued_restored"] += self.probe.collect(payload)
+        elif kind == "broker_crash":  # killed: it restores what it last saved (autosave_interval)
+            broker.kill()
+            time.sleep(self.rng.uniform(0.2, 2.0))
+            broker.start()
+            self.probe.arm()  # a session made after the last save is gone: make it again
         elif kind == "network_cut":
             counter.proxy.cut(self.rng.uniform(0.5, 4.0))
         elif kind == "device_power_cut":
@@ -209,6 +223,25 @@ class Chaos:
         self.faults[kind] += 1
 
     # -- the verdict ---------------------------------------------------------------------------------
+
+    def _broker_log(self) -> dict[str, int]:
+        """What the broker's own log says of its restarts: stores saved, errors (a store it could
+        not write), and the hub's session found again at each reconnect (CONNACK's session flag)."""
+        saves, errors, epoll, resumed, fresh = _count_lines(
+            self.workdir / "mosquitto" / "mosquitto.log",
+            "Saving in-memory database",
+            "Error",
+            "Error in epoll",  # Mosquitto 2.0's note of a socket that closed under it: not about its store
+            "Sending CONNACK to pingjia-hub (1,",
+            "Sending CONNACK to pingjia-hub (0,",
+        )
+        return {
+            "saves": saves,
+            "errors": errors - epoll,
+            "hub_session_resumed": resumed,
+            "hub_session_new": fresh,
+            **dict(sorted(self.broker_checks.items())),
+        }
 
     def _settle(self, counters: list[Station], hub: HubProcess, db: str, started: float) -> dict[str, Any]:
         for counter in counters:
@@ -268,10 +301,20 @@ class Chaos:
                 "clock_jump": seen["clock_jump"],
             },
             "hub_rejects": rejects,
+            "broker": self._broker_log(),
             "devices": self.devices,
             "seconds": round(time.monotonic() - started, 1),
             "seed": self.seed,
         }
+
+
+def _count_lines(path: Path, *needles: str) -> list[int]:
+    counts = [0] * len(needles)
+    with contextlib.suppress(OSError), path.open(encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            for index, needle in enumerate(needles):
+                counts[index] += needle in line
+    return counts
 
 
 def _acked_at_least(seq: int) -> Any:

@@ -57,7 +57,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     bench.add_argument("--quick", action="store_true", help="smaller sizes (minutes, not tens of minutes)")
     bench.add_argument("--json", action="store_true", help="print only the JSON object")
     bench.add_argument(
-        "--only", help="comma-separated steps: transport,live,drain,durable,growth,hub,terminal,report,make_run"
+        "--only",
+        help="comma-separated steps: transport,live,drain,durable,growth,hub,terminal,report,make_run,reconnect",
     )
     bench.set_defaults(func=_bench)
 

@@ -4,7 +4,8 @@
 it at once and refuses new ones for that long: the terminal's link dies mid-message, as when a
 switch port or a Wi-Fi link goes. `Replayer` subscribes to the terminals' rating messages and
 publishes some of them again later, once or twice: the hub sees duplicated and reordered
-deliveries, as brokers produce after reconnects and redeliveries.
+deliveries, as brokers produce after reconnects and redeliveries. `SessionProbe` shows that a
+restarted broker restored a persistent session and the message queued for it.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from dataclasses import dataclass
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
-__all__ = ["CutProxy", "Replayer"]
+__all__ = ["CutProxy", "Replayer", "SessionProbe"]
 
 
 class CutProxy:
@@ -192,3 +195,74 @@ class Replayer:
                 if self._client.is_connected():
                     self._client.publish(held.topic, held.payload, qos=1)
                     self.replayed += 1
+
+
+class SessionProbe:
+    """A persistent MQTT session that is away while a broker restarts: proof that the broker saved
+    and restored its sessions and their queued messages, as a hub's persistent session needs.
+
+    `arm()` connects once to make the session (subscribed, expiring in an hour) and leaves; `queue()`
+    publishes a QoS 1 message, which the broker must keep for it; after the restart, `collect()`
+    resumes the session and says whether that message arrived.
+    """
+
+    TOPIC = "pingjia/probe/queued"
+
+    def __init__(self, port: int, client_id: str = "pingjia-session-probe") -> None:
+        self.port = port
+        self.client_id = client_id
+
+    def _client(self) -> paho.Client:
+        return paho.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=paho.MQTTv5)
+
+    def _connect(self, client: paho.Client, timeout_s: float) -> bool:
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = 3600
+        connected = threading.Event()
+        client.on_connect = lambda *_args: connected.set()
+        try:
+            client.connect("127.0.0.1", self.port, clean_start=False, properties=properties)
+        except OSError:
+            return False
+        client.loop_start()
+        return connected.wait(timeout_s)
+
+    def arm(self, timeout_s: float = 10) -> None:
+        client = self._client()
+        subscribed = threading.Event()
+        client.on_subscribe = lambda *_args: subscribed.set()
+        try:
+            if self._connect(client, timeout_s):
+                client.subscribe(self.TOPIC, qos=1)
+                subscribed.wait(timeout_s)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+    def queue(self, payload: bytes, timeout_s: float = 10) -> bool:
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{self.client_id}-sender", protocol=paho.MQTTv5)
+        try:
+            if not self._connect(client, timeout_s):
+                return False
+            info = client.publish(self.TOPIC, payload, qos=1)
+            info.wait_for_publish(timeout_s)
+            return info.is_published()
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+    def collect(self, payload: bytes, timeout_s: float = 10) -> bool:
+        """Resume the session: True if `payload` arrives (then the session stays armed)."""
+        client = self._client()
+        arrived = threading.Event()
+
+        def on_message(_client: paho.Client, _userdata: object, message: paho.MQTTMessage) -> None:
+            if bytes(message.payload) == payload:
+                arrived.set()
+
+        client.on_message = on_message
+        try:
+            return self._connect(client, timeout_s) and arrived.wait(timeout_s)
+        finally:
+            client.disconnect()
+            client.loop_stop()

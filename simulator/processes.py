@@ -164,13 +164,29 @@ class BrokerProcess(ChildProcess):
 
 
 class MosquittoBroker(BrokerProcess):
-    """Mosquitto with the project's configuration (hub/mosquitto.conf), on its own port and store."""
+    """Mosquitto with the project's configuration (hub/mosquitto.conf), on its own port and store.
+
+    Started as root, Mosquitto switches to the user its `user` option names (by default its own
+    `mosquitto`), which cannot write a test's folder: its store would never be saved, and a restart
+    would restore nothing. So as root it is told to stay the user it was started as (or `user`);
+    as anyone else it never switches.
+    """
 
     kind = "mosquitto"
 
-    def __init__(self, port: int | None = None, *, workdir: Path, log: Path | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        workdir: Path,
+        log: Path | None = None,
+        user: str | None = None,
+        log_types: Sequence[str] = (),
+    ) -> None:
         super().__init__(port, log=log or workdir / "mosquitto.log")
         self.workdir = workdir
+        self.user = user
+        self.log_types = list(log_types)  # beyond the configuration's: "debug" shows each CONNACK's session flag
 
     @staticmethod
     def available() -> bool:
@@ -186,6 +202,9 @@ class MosquittoBroker(BrokerProcess):
                 lines.append(f"persistence_location {self.workdir}/")
             else:
                 lines.append(line)
+        if os.geteuid() == 0:
+            lines.append(f"user {self.user or 'root'}")
+        lines += [f"log_type {kind}" for kind in self.log_types]
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "mosquitto.conf"
         conf.write_text("\n".join(lines) + "\n", encoding="utf-8")

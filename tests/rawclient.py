@@ -29,8 +29,8 @@ class RawClient:
         result, _mid = self._client.subscribe(topic, qos=1)
         assert result == paho.MQTT_ERR_SUCCESS
 
-    def publish(self, topic: str, payload: bytes) -> None:
-        self._client.publish(topic, payload, qos=1).wait_for_publish(10)
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        self._client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
 
     def wait_for(self, topic: str, count: int = 1, timeout_s: float = 15) -> list[bytes]:
         deadline = time.monotonic() + timeout_s

@@ -163,6 +163,7 @@ healths = st.builds(
     hub_offset_ms=st.none() | st.integers(-limits.MAX_MS, limits.MAX_MS),
     last_error=st.none() | printable,
     panel_dropped=st.none() | st.integers(0, 10**9),
+    unreadable=st.none() | st.integers(0, 10**9),
 )
 device_events = st.builds(
     DeviceEvent,

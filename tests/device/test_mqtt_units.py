@@ -25,3 +25,13 @@ def test_broker_urls() -> None:
     for bad in ("http://h:1", "mqtt://", "mqtt://h:99999", "mqtt://h:1?protocol=4"):
         with pytest.raises(ValueError, match="broker"):
             parse_broker_url(bad)
+
+
+def test_the_hubs_backoff_keeps_probing_at_least_once_a_second_after_a_long_outage() -> None:
+    from hub.config import HubConfig
+
+    config = HubConfig()
+    backoff = Backoff(config.reconnect_min_s, config.reconnect_max_s, random.Random(7))
+    delays = [backoff.next_delay() for _ in range(10_000)]  # hours of a broker away
+    assert max(delays) <= config.reconnect_max_s <= 1.0
+    assert max(delays[10:]) > 0.9 * config.reconnect_max_s  # capped, not stuck at the floor

@@ -26,3 +26,11 @@ def test_a_short_fault_scenario_loses_nothing_and_doubles_nothing(tmp_path: Path
     assert result["faults"]["replayed_deliveries"] > 0, result
     assert result["terminals_saw"]["offline"] > 0, result
     assert result["hub_rejects"] == {}, result
+    # The broker really kept its sessions and queued messages across each restart (its log, and a probe).
+    broker = result["broker"]
+    assert broker["errors"] == 0, result
+    assert broker["saves"] >= result["faults"]["broker_restart"], result
+    assert broker["queued_restored"] == broker["queued"] == result["faults"]["broker_restart"], result
+    assert broker["hub_session_resumed"] >= result["faults"]["broker_restart"], result
+    # A new session only at the very first connection, or after a crash that came before any autosave.
+    assert broker["hub_session_new"] <= 1 + result["faults"]["broker_crash"], result
