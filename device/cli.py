@@ -11,9 +11,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-__all__ = ["register"]
+if TYPE_CHECKING:
+    from device.clock import Clock
+    from device.config import DeviceConfig
+    from device.events import Report
+    from runtime.mqtt import MqttBroker
+
+__all__ = ["register", "run_terminal"]
 
 T = TypeVar("T")
 
@@ -54,15 +60,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     run.add_argument("--id", dest="device_id", help="device id to take on first start (default: derived from the key)")
     run.add_argument(
-        "--clock-offset-file",
-        type=Path,
-        help="simulation: add the ms in this file to the wall clock (makes the clock jump)",
-    )
-    run.add_argument(
         "--lifeline", action="store_true", help="stop when standard input closes (always so with --keys stdin)"
     )
     run.add_argument("--log-level", default="WARNING")
-    run.set_defaults(func=_run)
+    run.set_defaults(func=run_terminal)
 
     cards = sub.add_parser("cards", help="staff cards this terminal accepts for log-in and log-out")
     cards.add_argument("--data", type=Path, required=True)
@@ -73,10 +74,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def _init(args: argparse.Namespace) -> int:
     from device import identity
+    from device.errors import IdentityError
 
     try:
         made = identity.create(args.data, args.device_id)
-    except identity.IdentityError as exc:
+    except IdentityError as exc:
         print(f"pingjia device init: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({"device": made.device, "pubkey": made.public_hex, "data": str(args.data)}))
@@ -85,17 +87,17 @@ def _init(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     from device import identity
-    from device.outbox import OutboxError
-    from device.settings import Settings
+    from device.errors import DeviceError
+    from device.state import StateDocument
 
     try:
         loaded = identity.load(args.data)
         outbox = identity.open_outbox(loaded)
         checked = outbox.verify_chain()
-    except (identity.IdentityError, OutboxError) as exc:
+    except DeviceError as exc:
         print(f"pingjia device show: {exc}", file=sys.stderr)
         return 2
-    settings = Settings(args.data / identity.SETTINGS_FILE)
+    settings = StateDocument(args.data / identity.STATE_FILE)
     print(
         json.dumps(
             {
@@ -114,14 +116,15 @@ def _show(args: argparse.Namespace) -> int:
 
 def _cards(args: argparse.Namespace) -> int:
     from device import identity
-    from device.settings import Settings
+    from device.errors import IdentityError
+    from device.state import StateDocument
 
     try:
         identity.load(args.data)
-    except identity.IdentityError as exc:
+    except IdentityError as exc:
         print(f"pingjia device cards: {exc}", file=sys.stderr)
         return 2
-    settings = Settings(args.data / identity.SETTINGS_FILE)
+    settings = StateDocument(args.data / identity.STATE_FILE)
     cards: dict[str, str] = dict(settings.get("cards", {}))
     for pair in args.add:
         uid, sep, staff = pair.partition("=")
@@ -138,13 +141,16 @@ def _cards(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace) -> int:
+def run_terminal(args: argparse.Namespace, clock: Clock | None = None) -> int:
+    """`pingjia device run`. The simulator runs the same with its own clock (simulator.terminal)."""
     from device import identity
-    from device.app import Terminal
-    from device.clock import Clock, OffsetClock, SystemClock
-    from device.config import ConfigError, DeviceConfig, from_assignments, from_toml
-    from device.keys import Quit, StdinKeys
-    from device.mqtt import parse_broker_url
+    from device.clock import SystemClock
+    from device.config import DeviceConfig
+    from device.errors import IdentityError
+    from device.io import Io, Quit
+    from device.io.stdin import StdinKeys
+    from device.terminal import Terminal
+    from runtime.settings import ConfigError, from_assignments, from_toml
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     overrides = list(args.settings)
@@ -159,7 +165,7 @@ def _run(args: argparse.Namespace) -> int:
         else:
             config = from_assignments(DeviceConfig, overrides)
         broker_text = args.broker or config.broker
-        broker = parse_broker_url(broker_text) if broker_text else None
+        broker = _broker(broker_text, config) if broker_text else None
         if not (args.data / identity.KEY_FILE).exists() and not (args.data / identity.OUTBOX_FILE).exists():
             # First start: make the identity here; the key never leaves this directory.
             made = identity.create(args.data, args.device_id)
@@ -169,55 +175,79 @@ def _run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         loaded = identity.load(args.data)
-    except (ConfigError, ValueError, OSError, identity.IdentityError) as exc:
+    except (ConfigError, ValueError, OSError, IdentityError) as exc:
         print(f"pingjia device run: {exc}", file=sys.stderr)
         return 2
 
-    def emit(event: dict[str, Any]) -> None:  # buffered; the terminal flushes once per turn of its loop
-        if args.events == "jsonl":
-            sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
-
-    panel = None
+    report, flush = _reporter(args.events)
+    # Lines on stdin drive a terminal without a panel; with a panel (under systemd stdin is empty)
+    # they are optional, and their end stops the terminal only when asked to.
+    stdin = StdinKeys(sys.stdin.fileno(), quit_at_end=config.keys == "stdin" or args.lifeline)
+    io: Io = stdin
     if config.keys == "panel":
-        from device.panel import PanelLink
+        from device.io.keypanel import KeyPanel
 
-        def panel(post: Any) -> PanelLink:
-            return PanelLink(port=config.panel_port, on_event=post)
-
-    clock: Clock = OffsetClock(args.clock_offset_file) if args.clock_offset_file else SystemClock()
+        io = KeyPanel(port=config.panel_port, debounce_ms=config.debounce_ms)
     try:
         terminal = _when_storage_opens(
             lambda: Terminal(
                 identity=loaded,
                 config=config,
                 broker=broker,
-                clock=clock,
-                emit=emit,
-                panel=panel,
-                flush=sys.stdout.flush,
+                clock=clock or SystemClock(),
+                io=io,
+                report=report,
+                flush=flush,
             ),
-            emit,
+            report,
+            flush,
         )
-    except identity.IdentityError as exc:
+    except IdentityError as exc:
         print(f"pingjia device run: {exc}", file=sys.stderr)
         return 2
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda number, _frame: terminal.post(Quit(signal.Signals(number).name)))
-    # Lines on stdin drive a terminal without a panel; with a panel (under systemd stdin is empty)
-    # they are optional, and their end stops the terminal only when asked to.
-    quit_at_end = config.keys == "stdin" or args.lifeline
-    StdinKeys(sys.stdin.fileno(), terminal.post, quit_at_end=quit_at_end).start()
+    if io is not stdin:
+        stdin.start(terminal.post)  # a second source of input beside the panel
     terminal.run()
     return 0
 
 
-def _when_storage_opens(make: Callable[[], T], emit: Callable[[dict[str, Any]], None]) -> T:
+def _broker(url: str, config: DeviceConfig) -> MqttBroker:
+    from runtime.mqtt import MqttBroker, parse_broker_url
+
+    return MqttBroker(
+        url=parse_broker_url(url),
+        protocol=config.mqtt_protocol,
+        keepalive_s=config.keepalive_s,
+        connect_timeout_s=config.connect_timeout_s,
+        reconnect_min_s=config.reconnect_min_s,
+        reconnect_max_s=config.reconnect_max_s,
+    )
+
+
+def _reporter(kind: str) -> tuple[Report, Callable[[], None]]:
+    """Where the terminal's events go: JSON lines on stdout, buffered until the loop flushes, or nowhere."""
+    from device.events import JsonLines
+
+    if kind == "jsonl":
+        lines = JsonLines(sys.stdout)
+        return lines, lines.flush
+    return _nowhere, lambda: None
+
+
+def _nowhere(_event: object) -> None:
+    return None
+
+
+def _when_storage_opens(make: Callable[[], T], report: Callable[[Any], None], flush: Callable[[], None]) -> T:
     """`make()`, again every second while the outbox cannot be opened.
 
     The outbox is there but cannot be opened now (a full disk, an I/O error): its records are
     intact, so the terminal waits for it, saying so, rather than exit into a restart loop.
     """
-    from device.outbox import OutboxError
+    from device.errors import OutboxError
+    from device.events import Error
 
     said = None
     while True:
@@ -227,6 +257,6 @@ def _when_storage_opens(make: Callable[[], T], emit: Callable[[dict[str, Any]], 
             if str(exc) != said:  # once per distinct error, not once a second
                 said = str(exc)
                 print(f"pingjia device run: out of service, waiting for the outbox: {exc}", file=sys.stderr)
-                emit({"event": "error", "detail": f"out of service: {exc}"})
-                sys.stdout.flush()
+                report(Error(f"out of service: {exc}"))
+                flush()
             time.sleep(_STORAGE_RETRY_S)

@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["Clock", "OffsetClock", "SystemClock"]
+__all__ = ["Clock", "ManualClock", "SystemClock"]
 
 _BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
@@ -40,26 +40,25 @@ class SystemClock:
         return time.monotonic_ns() // 1_000_000
 
 
-class OffsetClock(SystemClock):
-    """The system clock with a wall-clock offset read from a file (ms, may be negative).
+class ManualClock:
+    """A clock a test sets: both clocks move only when told to (`advance`), together, unless the
+    wall clock is made to jump (`jump`). The public fake next to SystemClock."""
 
-    The simulator's backend of the clock: a test or a fault scenario writes the file to make the
-    terminal's wall clock jump, as an RTC-less board's does when NTP first syncs. The monotonic
-    clock is untouched, as on a real board.
-    """
-
-    def __init__(self, path: Path) -> None:
-        super().__init__()
-        self.path = path
-        self._stamp: float | None = None
-        self._offset_ms = 0
+    def __init__(self, *, wall_ms: int = 1_764_000_000_000, mono_ms: int = 1_000, boot: str = "boot-test") -> None:
+        self.boot = boot
+        self._wall_ms = wall_ms
+        self._mono_ms = mono_ms
 
     def wall_ms(self) -> int:
-        try:
-            stamp = self.path.stat().st_mtime_ns
-            if stamp != self._stamp:
-                self._offset_ms = int(self.path.read_text(encoding="utf-8").strip() or 0)
-                self._stamp = stamp
-        except (OSError, ValueError):
-            self._offset_ms = 0
-        return super().wall_ms() + self._offset_ms
+        return self._wall_ms
+
+    def mono_ms(self) -> int:
+        return self._mono_ms
+
+    def advance(self, ms: int) -> None:
+        self._wall_ms += ms
+        self._mono_ms += ms
+
+    def jump(self, ms: int) -> None:
+        """The wall clock alone moves (NTP's first sync on a board without a real-time clock)."""
+        self._wall_ms += ms

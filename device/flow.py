@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar, Final
 
+from device.errors import IllegalEvent
 from protocol import Flag, Kind
 
 __all__ = [
@@ -211,18 +212,6 @@ TRANSITIONS: Final[dict[State, dict[str, tuple[State, ...]]]] = {
         Recovered.name: (_S.IDLE, _S.CLOSED),
     },
 }
-
-
-class IllegalEvent(RuntimeError):
-    def __init__(self, state: State, event: Event, target: State | None = None) -> None:
-        if target is None:
-            message = f"event {event.name!r} is not allowed in state {state.value!r}"
-        else:
-            message = f"event {event.name!r} may not lead from {state.value!r} to {target.value!r}"
-        super().__init__(message)
-        self.state = state
-        self.event = event
-        self.target = target
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,19 +13,16 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from device.outbox import ForeignOutbox, Outbox
-from device.settings import Settings
+from device.errors import ForeignOutbox, IdentityError
+from device.outbox import Outbox
+from device.state import StateDocument
 from protocol import SigningKey, valid_device_id
 
-__all__ = ["KEY_FILE", "OUTBOX_FILE", "SETTINGS_FILE", "Identity", "IdentityError", "create", "load", "open_outbox"]
+__all__ = ["KEY_FILE", "OUTBOX_FILE", "STATE_FILE", "Identity", "IdentityError", "create", "load", "open_outbox"]
 
 KEY_FILE = "device.key"
-SETTINGS_FILE = "settings.json"
+STATE_FILE = "settings.json"  # the stored state (identity, clerk binding, cards); the name is kept for old terminals
 OUTBOX_FILE = "outbox.sqlite3"
-
-
-class IdentityError(Exception):
-    """The data directory holds no usable identity, or one that does not match its outbox."""
 
 
 @dataclass(frozen=True)
@@ -63,9 +60,9 @@ def create(data_dir: Path, device: str | None = None) -> Identity:
     outbox = Outbox(data_dir / OUTBOX_FILE, device=device)
     outbox_id = outbox.outbox_id
     outbox.close()
-    settings = Settings(data_dir / SETTINGS_FILE)
-    settings.update(device=device, outbox_id=outbox_id)
-    settings.close()
+    state = StateDocument(data_dir / STATE_FILE)
+    state.update(device=device, outbox_id=outbox_id)
+    state.close()
     return Identity(device=device, key=key, data_dir=data_dir, outbox_id=outbox_id)
 
 
@@ -84,12 +81,12 @@ def load(data_dir: Path) -> Identity:
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise IdentityError(f"{key_path} is readable by others (mode {stat.S_IMODE(mode):o}); chmod 600 it")
     key = SigningKey.from_pem(pem)
-    settings = Settings(data_dir / SETTINGS_FILE)
-    document = settings.read()
-    settings.close()
+    state = StateDocument(data_dir / STATE_FILE)
+    document = state.read()
+    state.close()
     device, outbox_id = document.get("device"), document.get("outbox_id")
     if not isinstance(device, str) or not isinstance(outbox_id, str):
-        raise IdentityError(f"{data_dir / SETTINGS_FILE} lacks the device id; the identity is incomplete")
+        raise IdentityError(f"{data_dir / STATE_FILE} lacks the device id; the identity is incomplete")
     return Identity(device=device, key=key, data_dir=data_dir, outbox_id=outbox_id)
 
 

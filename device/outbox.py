@@ -6,7 +6,7 @@ head cannot disagree after a power cut. Appends go to the end of an INTEGER PRIM
 touch no secondary index, so their cost stays flat as the outbox grows. The delivery watermark
 (`acked`: every seq up to it is stored at the hub) lives in a one-row meta table.
 
-One thread owns an Outbox (the terminal's main loop); it is not shared across threads.
+One thread owns an Outbox (the terminal's main loop) at a time; it is not shared across threads.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from device.errors import ForeignOutbox, OutboxError
 from protocol import GENESIS, ProtocolError, Rating, leaf_hash, rating_from_wire
 from protocol import decode as decode_json
 from protocol.limits import MAX_MESSAGE_BYTES, MAX_SEQ
@@ -40,14 +41,6 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 _ENVELOPE_BYTES = 1024
 # The newest records are kept in memory too: the link sends each one right after it is stored.
 _TAIL_RECORDS = 256
-
-
-class OutboxError(Exception):
-    """The outbox could not store or read (disk full, unwritable, corrupt, or not this device's)."""
-
-
-class ForeignOutbox(OutboxError):
-    """The outbox belongs to another device: no retry will make it this one's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +68,8 @@ class Outbox:
         if not create and not path.exists():
             raise OutboxError(f"outbox {path} is missing")
         try:
-            self._db = sqlite3.connect(path, isolation_level=None, timeout=10)
+            # One thread owns the outbox at a time; it may be opened on another (a test, a start-up thread).
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=10, check_same_thread=False)
         except sqlite3.Error as exc:
             raise OutboxError(f"cannot open outbox {path}: {exc}") from exc
         try:
@@ -101,6 +95,7 @@ class Outbox:
         self._boots = self._boots_saved = int(meta["boots"])
         self._head: tuple[int, str] = (row[0], row[1]) if row else (0, GENESIS)
         self._tail: deque[tuple[int, bytes, str]] = deque(maxlen=_TAIL_RECORDS)  # (seq, body, hash), consecutive
+        self.changes = 0  # appends and watermark moves since opening: what an idle checkpoint looks for
 
     # -- writing ------------------------------------------------------------------------------------
 
@@ -127,6 +122,7 @@ class Outbox:
             raise OutboxError(f"cannot store seq {seq}: {exc}") from exc
         self._head = (seq, digest)
         self._tail.append((seq, body, digest))
+        self.changes += 1
         return Appended(seq=seq, hash=digest, record=record)
 
     def mark_acked(self, upto: int) -> bool:
@@ -139,6 +135,7 @@ class Outbox:
         if upto <= self._acked:
             return False
         self._acked = upto
+        self.changes += 1
         return True
 
     def rewind_acked(self, upto: int) -> int:
@@ -150,6 +147,7 @@ class Outbox:
             raise OutboxError(f"cannot read the outbox: {exc}") from exc
         oldest = row[0] if row and row[0] is not None else self._head[0] + 1
         self._acked = min(self._acked, max(upto, oldest - 1))
+        self.changes += 1
         return self._acked
 
     def save_meta(self) -> None:

@@ -3,21 +3,22 @@
 Ingest authenticates a batch with one signature over its head plus the hash chain; the audit
 checks what the batch check does not: each record's own Ed25519 signature, that the stored hash is
 the hash of the stored bytes, and that each record's prev is the hash of the record before it; and
-that the daily counts reports read agree with the ratings they count.
+that the daily counts reports read agree with the ratings they count. It reads through a read-only
+connection (hub.queries): an audit cannot change what it checks.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from hub.store import Store
+from hub.queries import Reader
 from protocol import GENESIS, ProtocolError, decode, leaf_hash, rating_from_wire
 
 __all__ = ["audit"]
 
 
-def audit(store: Store, *, device: str | None = None, limit_problems: int = 100) -> dict[str, Any]:
-    entries = [e for e in store.devices() if device is None or e.id == device]
+def audit(reader: Reader, *, device: str | None = None, limit_problems: int = 100) -> dict[str, Any]:
+    entries = [e for e in reader.devices() if device is None or e.id == device]
     checked = 0
     problems: list[dict[str, Any]] = []
 
@@ -27,8 +28,7 @@ def audit(store: Store, *, device: str | None = None, limit_problems: int = 100)
 
     for entry in entries:
         previous: tuple[int, str] | None = None
-        cursor = store.execute("SELECT seq, hash, record FROM ratings WHERE device = ? ORDER BY seq", (entry.id,))
-        for seq, digest, text in cursor:
+        for seq, digest, text in reader.chain(entry.id):
             checked += 1
             body = text.encode("utf-8")
             if leaf_hash(body) != digest:
@@ -49,7 +49,7 @@ def audit(store: Store, *, device: str | None = None, limit_problems: int = 100)
                 problem(entry.id, seq, "seq 1 does not start from the genesis hash")
             previous = (seq, digest)
     if device is None:
-        kept, recounted = dict(store.counts()), dict(store.recount())
+        kept, recounted = dict(reader.counts()), dict(reader.recount())
         for bucket in sorted(set(kept) | set(recounted)):
             if kept.get(bucket, 0) != recounted.get(bucket, 0):
                 problem(

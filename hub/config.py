@@ -1,14 +1,24 @@
-"""Hub settings, declared once as data (see device.config for the mechanism)."""
+"""Hub settings, declared once as data (runtime.settings is the mechanism)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
+from zoneinfo import ZoneInfo
 
-from device.config import setting
+from runtime.settings import setting
 
 __all__ = ["HubConfig"]
+
+
+def _is_time_zone(name: str) -> bool:
+    """Whether `name` is a time zone this machine knows (an IANA name such as Asia/Shanghai)."""
+    try:
+        ZoneInfo(name)
+    except (KeyError, ValueError, OSError):  # unknown (ZoneInfoNotFoundError), malformed, or a folder
+        return False
+    return True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -18,6 +28,8 @@ class HubConfig:
     timezone: str = setting(
         "Asia/Shanghai",
         "the site's time zone: ratings are grouped into days and months in it (storage stays UTC)",
+        rule="an IANA time zone name, such as Asia/Shanghai",
+        check=_is_time_zone,
     )
     timeout_score: int = setting(
         3,

@@ -107,7 +107,7 @@ class PreparerPool:
         for job in worker.waiting:
             job.value = None
         worker.waiting.clear()
-        self._stop(worker)
+        self._stop(worker, patient_s=0.0)  # dead, or stuck on a job: no waiting for a goodbye
         self._workers[self._workers.index(worker)] = self._start()
         self.restarts += 1
 
@@ -116,11 +116,12 @@ class PreparerPool:
             self._stop(worker)
 
     @staticmethod
-    def _stop(worker: _Worker) -> None:
+    def _stop(worker: _Worker, patient_s: float = 2.0) -> None:
+        """End a worker: its pipe closes, and it is given `patient_s` to end by itself before a kill."""
         worker.outbox.put(None)
         with contextlib.suppress(OSError):
             worker.conn.close()
-        worker.process.join(2)
+        worker.process.join(patient_s)
         if worker.process.is_alive():
             worker.process.kill()
             worker.process.join(2)

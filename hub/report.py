@@ -21,17 +21,14 @@ from datetime import date
 from fractions import Fraction
 from typing import Any
 
-from hub.store import Store
+from hub.errors import ReportError
+from hub.queries import Reader
 
 __all__ = ["DEFAULT_LABELS", "Figures", "Period", "ReportError", "aggregate", "parse_period", "render"]
 
 DEFAULT_LABELS = ("非常满意", "满意", "一般", "不满意", "非常不满意")  # levels 5..1
 GROUPINGS = ("staff", "department")
 FORMATS = ("table", "csv", "json")
-
-
-class ReportError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -90,19 +87,13 @@ class Figures:
         self.unanswered += other.unanswered
 
 
-def aggregate(store: Store, period: Period, by: str, *, count_uninvited: bool = False) -> list[Figures]:
+def aggregate(reader: Reader, period: Period, by: str, *, count_uninvited: bool = False) -> list[Figures]:
     """Figures per group, from the daily counts the hub keeps as it stores ratings."""
     if by not in GROUPINGS:
         raise ReportError(f"--by must be one of {GROUPINGS}, got {by!r}")
-    column = "staff" if by == "staff" else "department"
     left_out = ["misuse"] if count_uninvited else ["misuse", "uninvited"]
-    flag_filter = " AND ".join("flags NOT LIKE ?" for _ in left_out)
-    rows = store.execute(
-        f"SELECT {column}, kind, score, sum(n) FROM daily_counts "  # noqa: S608 - names and placeholders only
-        f"WHERE day BETWEEN ? AND ? AND {flag_filter} GROUP BY 1, 2, 3",
-        (period.first.isoformat(), period.last.isoformat(), *(f"%{flag}%" for flag in left_out)),
-    ).fetchall()
-    names = store.staff_names()
+    rows = reader.counts_by(by, period.first, period.last, left_out=left_out)
+    names = reader.staff_names()
     figures: dict[str, Figures] = {}
     for key, kind, score, count in rows:
         entry = figures.get(key)
@@ -110,9 +101,9 @@ def aggregate(store: Store, period: Period, by: str, *, count_uninvited: bool = 
             name, department = names.get(key, ("", "")) if by == "staff" else ("", key)
             entry = figures[key] = Figures(key=key, name=name, department=department)
         if kind == "timeout":
-            entry.unanswered += int(count)
+            entry.unanswered += count
         elif score:
-            entry.levels[int(score)] += int(count)
+            entry.levels[score] += count
     return [figures[key] for key in sorted(figures)]
 
 

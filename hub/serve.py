@@ -1,10 +1,11 @@
 """`pingjia hub serve`: subscribe, store in groups, then acknowledge.
 
-The MQTT network thread only queues what arrives. This module's thread is the single writer: it
-takes whatever is queued (up to `group_max` messages), runs them through Ingest in one transaction,
-commits (one fsync for the group), and only then publishes each device's ack and sends the MQTT
-PUBACKs (manual acks). A hub killed at any point has either committed a message and may ack it
-again, or not committed it and never acked it: the terminal sends it again.
+The link's thread (MQTT network thread, or the publisher's thread with an in-memory broker) only
+queues what arrives. This module's thread is the single writer: it owns the write connection
+(hub.writer), takes whatever is queued (up to `group_max` messages), runs them through Ingest in
+one transaction, commits (one fsync for the group), and only then publishes each device's ack and
+sends the MQTT PUBACKs (manual acks). A hub killed at any point has either committed a message and
+may ack it again, or not committed it and never acked it: the terminal sends it again.
 """
 
 from __future__ import annotations
@@ -16,15 +17,15 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from device.mqtt import BrokerUrl, Inbound, LinkDown, LinkEvent, LinkUp, MqttSession
 from hub.config import HubConfig
 from hub.ingest import Ingest, Outcome
 from hub.prepare import Prepared, unhandled
 from hub.preparers import Job, PreparerPool
-from hub.store import Store
+from hub.writer import Writer
 from protocol import (
     Ack,
     Channel,
+    DecodeError,
     Rejection,
     Status,
     StatusState,
@@ -32,8 +33,12 @@ from protocol import (
     encode_status,
     hub_filters,
     hub_status_topic,
+    parse,
     topic,
 )
+from protocol.session import hub_session
+from protocol.topics import QOS
+from runtime.link import Broker, Client, Inbound, LinkDown, LinkEvent, LinkUp
 from runtime.logs import LogLimiter
 
 __all__ = ["Hub"]
@@ -45,49 +50,62 @@ _GROUPS_AHEAD = 2  # groups being prepared while the writer stores an older one
 
 
 class Hub:
+    """One hub worker: a link to the broker, and the writer of the hub database.
+
+    `db` is migrated to the current schema here, before anything is served (StoreError if it
+    cannot be opened, SchemaError if it is newer than this pingjia). `preparers`: processes
+    decoding and authenticating beside the writer (0: the writer does it, as tests may want).
+    """
+
     def __init__(
         self,
         *,
-        store_url: str,
-        broker: BrokerUrl,
+        db: str,
+        broker: Broker,
         config: HubConfig,
         client_id: str = "pingjia-hub",
         share_group: str | None = None,
+        preparers: int = _PREPARERS,
     ) -> None:
         self.config = config
-        self.store = Store.open(store_url)
-        self.ingest = Ingest(self.store, config)
-        self.inbox: queue.Queue[LinkEvent] = queue.Queue()
         self.client_id = client_id
-        self._status_topic = hub_status_topic(client_id)
-        # Sessions grow across restarts of the hub (its clock is trusted) and across reconnects:
-        # start time in ms, then the connection attempt in the low 20 bits.
-        self._session_base = (time.time_ns() // 1_000_000) << 20
-        self._session = 0
-        self.session = MqttSession(
-            url=broker,
-            client_id=client_id,
-            on_event=self.inbox.put,
-            will=lambda attempt: (self._status_topic, self._status(StatusState.OFFLINE, attempt)),
-            subscriptions=[(f, 1) for f in hub_filters(share_group)],
-            clean_start=False,
-            session_expiry_s=config.session_expiry_s,
-            receive_maximum=config.receive_maximum,
-            manual_ack=True,
-            protocol="5" if share_group is not None else config.mqtt_protocol,  # shared subscriptions are MQTT 5
-            reconnect_min_s=config.reconnect_min_s,
-            reconnect_max_s=config.reconnect_max_s,
-        )
+        self._status_topic = hub_status_topic(client_id)  # ValueError for a client id no topic can hold
+        self.writer = Writer.open(db, migrate=True)
+        self.ingest = Ingest(self.writer, config)
+        self.inbox: queue.Queue[LinkEvent] = queue.Queue()
+        # Sessions grow across restarts of the hub (its clock is trusted) and across reconnects.
+        self._started_ms = time.time_ns() // 1_000_000
+        self._attempt = 0
+        self._broker_name = str(broker)
         self._stopping = threading.Event()
         self._limited = LogLimiter(log)
-        self._preparers = PreparerPool(_PREPARERS)
+        try:
+            self.link = broker.connect(
+                Client(
+                    client_id=client_id,
+                    on_event=self.inbox.put,
+                    will=lambda attempt: (self._status_topic, self._status(StatusState.OFFLINE, attempt)),
+                    subscriptions=[(f, 1) for f in hub_filters(share_group)],
+                    clean_start=False,
+                    session_expiry_s=config.session_expiry_s,
+                    receive_maximum=config.receive_maximum,
+                    manual_ack=True,
+                    protocol="5" if share_group is not None else None,  # shared subscriptions are MQTT 5
+                )
+            )
+            self._preparers = PreparerPool(preparers) if preparers > 0 else None
+        except BaseException:
+            self.writer.close()
+            raise
 
     def stop(self) -> None:
         self._stopping.set()
 
     def run(self) -> None:
-        self.session.start()
-        log.info("hub %s: serving %s with %s", self.client_id, self.session.url, self.store.kind)
+        """Serve until `stop`: the calling thread becomes the writer."""
+        self.writer.handover()
+        self.link.start()
+        log.info("hub %s: serving %s with %s", self.client_id, self._broker_name, self.writer.kind)
         every_s = self.config.stats_every_s
         next_stats = time.monotonic() + every_s
         # Under load the worker processes prepare the next groups while this thread stores the
@@ -105,12 +123,13 @@ class Hub:
                     next_stats = time.monotonic() + every_s
                     self._log_stats()
         finally:
-            self._preparers.close()
-            if self.session.connected:
-                self.session.publish(self._status_topic, self._status(StatusState.OFFLINE, self._session), retain=True)
-            self.session.stop()
+            if self._preparers is not None:
+                self._preparers.close()
+            if self.link.connected:
+                self.link.publish(self._status_topic, self._status(StatusState.OFFLINE, self._attempt), retain=True)
+            self.link.stop()
             self._log_stats()
-            self.store.close()
+            self.writer.close()
 
     def _turn(self, preparing: deque[_Prepping]) -> None:
         """Take what arrived; hand it to the preparers; store the oldest prepared group when due."""
@@ -129,11 +148,12 @@ class Hub:
             log.warning("hub: disconnected: %s", event.reason)
             return
         log.info("hub: subscribed (MQTT %s, session present: %s)", event.protocol, event.session_present)
-        self._session = event.attempt
-        self.session.publish(self._status_topic, self._status(StatusState.ONLINE, event.attempt), retain=True)
+        self._attempt = event.attempt
+        self.link.publish(self._status_topic, self._status(StatusState.ONLINE, event.attempt), retain=True)
 
     def _status(self, state: StatusState, attempt: int) -> bytes:
-        return encode_status(Status(device=self.client_id, state=state, session=self._session_base | attempt))
+        session = hub_session(self._started_ms, attempt)
+        return encode_status(Status(device=self.client_id, state=state, session=session))
 
     def _take_group(self, *, wait: bool) -> list[LinkEvent]:
         try:
@@ -159,10 +179,12 @@ class Hub:
         """
         # In a fixed order of terminals, so that two workers locking terminals' rows never deadlock.
         messages = sorted(messages, key=lambda message: message.topic)
+        if self._preparers is None:
+            return _Prepping(messages, [])
         keys = self.ingest.keys
         jobs = []
         for index, chunk in enumerate(_chunks(messages, self._preparers.size)):
-            devices = {message.topic.split("/")[2] for message in chunk if message.topic.count("/") == 3}
+            devices = {device for device in map(_device_of, chunk) if device is not None}
             chunk_keys = {device: keys[device] for device in devices if device in keys}
             jobs.append(self._preparers.submit(index, [(m.topic, m.payload) for m in chunk], chunk_keys))
         return _Prepping(messages, jobs)
@@ -177,19 +199,21 @@ class Hub:
         """
         messages = group.messages
         prepared: list[Prepared] = []
-        for job, chunk in zip(group.jobs, _chunks(messages, self._preparers.size), strict=True):
-            done = self._preparers.result(job)
-            # None: the worker died or hung on it; prepare here (the writer guards each message too).
-            prepared.extend(
-                done if done is not None else self.ingest.prepare_many([(m.topic, m.payload) for m in chunk])
-            )
+        if self._preparers is None:
+            prepared = self.ingest.prepare_many([(m.topic, m.payload) for m in messages])
+        else:
+            for job, chunk in zip(group.jobs, _chunks(messages, self._preparers.size), strict=True):
+                done = self._preparers.result(job)
+                # None: the worker died or hung on it; prepare here (the writer guards each message too).
+                prepared.extend(
+                    done if done is not None else self.ingest.prepare_many([(m.topic, m.payload) for m in chunk])
+                )
         now_ms = time.time_ns() // 1_000_000
         before = self.ingest.counters.copy()
         try:
             outcomes = self._ingest(messages, prepared, now_ms)
         except Exception as exc:  # noqa: BLE001 - the store's, or a handler's: find out which, one by one
-            self.ingest.forget()
-            self.ingest.counters = before
+            self.ingest.rewind(before)
             self.ingest.counters["groups_retried"] += 1
             self._limited.log(
                 logging.ERROR, "group", "hub: a group of %d failed (%s); storing them one by one", len(messages), exc
@@ -197,13 +221,13 @@ class Hub:
             outcomes, messages = self._one_by_one(messages, prepared, now_ms)
         self._answer(outcomes)
         for message in messages:
-            self.session.ack(message)
+            self.link.ack(message)
 
     def _ingest(self, messages: list[Inbound], prepared: list[Prepared], now_ms: int) -> list[Outcome]:
         """Messages through Ingest inside one transaction (one fsync); raises if anything failed."""
         outcomes: list[Outcome] = []
         self.ingest.begin_group()
-        with self.store.transaction():
+        with self.writer.transaction():
             for message, item in zip(messages, prepared, strict=True):
                 outcomes.append(self.ingest.receive_prepared(item, now_ms, retained=message.retained))
             self.ingest.end_group()
@@ -224,15 +248,13 @@ class Hub:
             try:
                 outcomes += self._ingest([message], [item], now_ms)
             except Exception as exc:  # noqa: BLE001 - this message is the one (or the store is away)
-                self.ingest.forget()
-                self.ingest.counters = before
+                self.ingest.rewind(before)
                 error = unhandled(exc, device=item.device)
                 try:
-                    with self.store.transaction():
+                    with self.writer.transaction():
                         outcomes.append(self.ingest.refuse(item, error, now_ms, retained=message.retained))
                 except Exception as store_exc:  # noqa: BLE001 - nothing more can be made durable now
-                    self.ingest.forget()
-                    self.ingest.counters = before
+                    self.ingest.rewind(before)
                     self.ingest.counters["store_errors"] += 1
                     self._limited.log(
                         logging.ERROR,
@@ -255,7 +277,7 @@ class Hub:
             ack = Ack(device=device, upto=upto, t=time.time_ns() // 1_000_000, rejects=tuple(rejections))
             # QoS 0: a lost ack costs a resend, which is acked again; QoS 1 would cost every ack a
             # PUBACK on both legs.
-            self.session.publish(topic(device, Channel.ACK), encode_ack(ack), qos=0)
+            self.link.publish(topic(device, Channel.ACK), encode_ack(ack), qos=QOS[Channel.ACK])
 
     def _log_stats(self) -> None:
         counters = dict(sorted(self.ingest.counters.items()))
@@ -272,3 +294,11 @@ def _chunks(items: list[Inbound], parts: int) -> list[list[Inbound]]:
     """`items` cut into at most `parts` runs of about equal length, in order."""
     size = -(-len(items) // parts)
     return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def _device_of(message: Inbound) -> str | None:
+    """The terminal a message is about, by its topic; None for a topic that is not a terminal's."""
+    try:
+        return parse(message.topic)[0]
+    except DecodeError:
+        return None

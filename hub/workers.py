@@ -41,7 +41,7 @@ class Supervisor:
         argv = [
             sys.executable,
             "-m",
-            "simulator.cli",
+            "pingjia",
             "hub",
             "serve",
             "--db",

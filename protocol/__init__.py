@@ -7,6 +7,7 @@ written down in protocol/README.md.
 from protocol.canonical import decode, encode
 from protocol.commands import Command, CommandName, decode_command, encode_command
 from protocol.errors import AuthError, DecodeError, ProtocolError, Reason
+from protocol.fields import valid_device_id
 from protocol.health import (
     DeviceEvent,
     EventKind,
@@ -35,8 +36,18 @@ from protocol.messages import (
     verify_batch,
     verify_batches,
 )
-from protocol.record import Flag, Kind, Rating, rating_from_wire, valid_device_id
-from protocol.topics import HUB_STATUS_FILTER, Channel, hub_filters, hub_status_topic, parse, topic
+from protocol.record import Flag, Kind, Rating, rating_from_wire
+from protocol.session import hub_session, hub_started_ms, terminal_session
+from protocol.topics import (
+    HUB_STATUS_FILTER,
+    Channel,
+    hub_filters,
+    hub_status_client,
+    hub_status_topic,
+    parse,
+    terminal_filters,
+    topic,
+)
 
 __all__ = [
     "GENESIS",
@@ -77,12 +88,17 @@ __all__ = [
     "encode_health",
     "encode_status",
     "hub_filters",
+    "hub_session",
+    "hub_started_ms",
+    "hub_status_client",
     "hub_status_topic",
     "leaf_hash",
     "newer_status",
     "parse",
     "rating_from_wire",
     "seal_batch",
+    "terminal_filters",
+    "terminal_session",
     "topic",
     "valid_device_id",
     "verify_batch",

@@ -14,16 +14,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Final, NoReturn
+from typing import Any, NoReturn
 
 from protocol.errors import DecodeError, Reason
+from protocol.limits import MAX_INT_DIGITS
 
-__all__ = ["MAX_INT_DIGITS", "decode", "encode", "printable", "show", "show_names"]
-
-# Longer integer literals are malformed. Python's int() of a string refuses them by default (its
-# work grows with the square of the length); shorter ones parse and then fail their field's range
-# (v1's largest values, seqs and sessions, have 19 digits).
-MAX_INT_DIGITS: Final = 4300
+__all__ = ["decode", "encode", "printable", "show", "show_names"]
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
 

@@ -14,27 +14,65 @@ that every rejection a terminal sees in an ack comes from one list: `Reason`.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Final
 
-__all__ = ["AuthError", "DecodeError", "ProtocolError", "Reason"]
+from protocol import limits
+
+__all__ = ["MEANING", "AuthError", "DecodeError", "ProtocolError", "Reason"]
 
 
 class Reason(StrEnum):
     """Reason codes, as they appear in acks and in the hub's rejects table."""
 
-    MALFORMED = "malformed"  # not UTF-8 JSON, or JSON of the wrong shape
-    OVERSIZE = "oversize"  # message larger than MAX_MESSAGE_BYTES
-    UNKNOWN_VERSION = "unknown_version"  # "v" is not a version this code speaks
-    WRONG_TYPE = "wrong_type"  # a message of another type on this topic
-    BAD_FIELD = "bad_field"  # a field is missing, unknown, of the wrong type or out of range
-    NOT_CANONICAL = "not_canonical"  # valid values, but not in the one canonical encoding
-    TOO_MANY_RECORDS = "too_many_records"  # batch outside 1..MAX_BATCH_RECORDS
-    BAD_TOPIC = "bad_topic"  # topic not of the form pingjia/v1/<device>/<channel>
-    TOPIC_MISMATCH = "topic_mismatch"  # payload device differs from the topic's device
-    BAD_SIGNATURE = "bad_signature"  # Ed25519 check failed
-    BROKEN_CHAIN = "broken_chain"  # a prev hash does not match the record before it
-    UNKNOWN_DEVICE = "unknown_device"  # the hub has no key for this device
-    REPLAY_CONFLICT = "replay_conflict"  # a seq the hub holds, sent again with other content
-    UNHANDLED = "unhandled"  # the receiver failed on this message for a reason nobody foresaw; recorded, dropped
+    MALFORMED = "malformed"
+    OVERSIZE = "oversize"
+    UNKNOWN_VERSION = "unknown_version"
+    WRONG_TYPE = "wrong_type"
+    BAD_FIELD = "bad_field"
+    NOT_CANONICAL = "not_canonical"
+    TOO_MANY_RECORDS = "too_many_records"
+    BAD_TOPIC = "bad_topic"
+    TOPIC_MISMATCH = "topic_mismatch"
+    BAD_SIGNATURE = "bad_signature"
+    BROKEN_CHAIN = "broken_chain"
+    UNKNOWN_DEVICE = "unknown_device"
+    REPLAY_CONFLICT = "replay_conflict"
+    UNHANDLED = "unhandled"
+
+    @property
+    def meaning(self) -> str:
+        return MEANING[self]
+
+
+# What each code means, for a third party reading an ack: the spec's table is rendered from this.
+MEANING: Final[dict[Reason, str]] = {
+    Reason.MALFORMED: (
+        "not UTF-8, not JSON, a float, NaN, a duplicate key, nested too deeply, an integer of more than "
+        f"{limits.MAX_INT_DIGITS} digits, a string with a lone surrogate (`\\ud800`), or the wrong JSON shape"
+    ),
+    Reason.OVERSIZE: f"message over {limits.MAX_MESSAGE_BYTES} bytes",
+    Reason.UNKNOWN_VERSION: f"`v` is not {limits.VERSION}",
+    Reason.WRONG_TYPE: "a message of another `type` on this topic",
+    Reason.BAD_FIELD: (
+        "a field missing, unknown, of the wrong type, out of range, or breaking a rule of its kind; "
+        "records not consecutive or not of the head's device"
+    ),
+    Reason.NOT_CANONICAL: "valid values, but not the canonical bytes",
+    Reason.TOO_MANY_RECORDS: f"a batch outside 1..{limits.MAX_BATCH_RECORDS} records",
+    Reason.BAD_TOPIC: "topic not of the form `pingjia/v1/<device>/<channel>` (or `pingjia/hub/<client-id>/status`)",
+    Reason.TOPIC_MISMATCH: "the payload's device is not the topic's",
+    Reason.BAD_SIGNATURE: "the head signature does not verify with the registered key",
+    Reason.BROKEN_CHAIN: (
+        "a `prev` is not the hash of the record before it (inside the batch, or against what the hub "
+        "stores on either side), or seq 1 does not start at genesis"
+    ),
+    Reason.UNKNOWN_DEVICE: "the hub has no key registered for this device",
+    Reason.REPLAY_CONFLICT: "a seq the hub holds, sent again with other content",
+    Reason.UNHANDLED: (
+        "the receiver failed on this message for a reason nobody foresaw (a fault of the receiver's): "
+        "it is recorded and dropped, and what is around it keeps flowing"
+    ),
+}
 
 
 class ProtocolError(Exception):

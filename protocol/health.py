@@ -12,16 +12,17 @@ signals, sent at most once.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, Final
 
 from protocol import canonical, limits
-from protocol.fields import Field, decode_fields, integer, text
-from protocol.record import DEVICE_ID
+from protocol.fields import BOOT, DEVICE_ID, Field, decode_fields, envelope, integer, matching, one_of, text
 
 __all__ = [
+    "EVENT_FIELDS",
+    "HEALTH_FIELDS",
+    "MEANING",
     "DeviceEvent",
     "EventKind",
     "Health",
@@ -32,8 +33,7 @@ __all__ = [
     "encode_health",
 ]
 
-_BOOT: Final = re.compile(rf"[A-Za-z0-9-]{{1,{limits.MAX_BOOT_CHARS}}}")
-_I64: Final = 2**63 - 1
+_COUNT: Final = limits.MAX_COUNTER
 
 
 class PanelState(StrEnum):
@@ -52,13 +52,24 @@ class EventKind(StrEnum):
     CLOCK_JUMP = "clock_jump"
 
 
+# What each event means and what its `detail` holds: the spec's table is drawn from this.
+MEANING: Final[dict[EventKind, str]] = {
+    EventKind.MISUSE_BURST: "a burst of presses, more than the terminal's limit (`detail`: how many, in what time)",
+    EventKind.PANEL_DOWN: "the key panel was lost (`detail`: `unplugged`, or `silent` when it stopped answering)",
+    EventKind.PANEL_UP: "the key panel is connected (`detail`: its firmware and serial number)",
+    EventKind.OUT_OF_SERVICE: "the outbox cannot store a record (`detail`: why): presses are refused, never thanked",
+    EventKind.RECOVERED: "the outbox stores again, and the terminal takes presses again",
+    EventKind.CARD_UNKNOWN: "a staff card the terminal does not know was read (`detail`: its uid)",
+    EventKind.CLOCK_JUMP: "the wall clock moved against the monotonic one (`detail`: by how many ms)",
+}
+
+# Health and events carry both clocks, read at the same moment: the hub places a terminal's records
+# in time from them when its wall clock is wrong.
 _COMMON: Final[dict[str, Field]] = {
-    "v": integer(1, 1),
-    "type": text(16),
-    "device": Field(str, pattern=DEVICE_ID),
-    "t": integer(0, limits.MAX_MS),
-    "boot": Field(str, pattern=_BOOT),
-    "mono": integer(0, limits.MAX_MS),
+    "device": matching(DEVICE_ID, doc="the terminal: the topic's device"),
+    "t": integer(0, limits.MAX_MS, doc="terminal wall clock, UTC ms (may be wrong), read together with `mono`"),
+    "boot": matching(BOOT, doc="this boot of the terminal, as in its records"),
+    "mono": integer(0, limits.MAX_MS, doc="ms since that boot"),
 }
 
 
@@ -86,24 +97,40 @@ class Health:
     unreadable: int | None = None  # messages from the broker this terminal could not read, since start
 
 
-_HEALTH: Final[dict[str, Field]] = {
+HEALTH_FIELDS: Final[dict[str, Field]] = {
+    **envelope("health"),
     **_COMMON,
-    "fw": text(limits.MAX_FW_CHARS),
-    "uptime_s": integer(0, _I64),
-    "state": text(32),
-    "panel": text(16, choices=frozenset(p.value for p in PanelState)),
-    "outbox_depth": integer(0, _I64),
-    "free_disk_bytes": integer(0, _I64),
-    "misuse_alarms": integer(0, _I64),
-    "rejected": integer(0, _I64),
-    "session": integer(0, limits.MAX_SESSION),
-    "staff": text(limits.MAX_ID_CHARS, required=False),
-    "panel_fw": text(limits.MAX_FW_CHARS, required=False),
-    "oldest_unacked_s": integer(0, _I64, required=False),
-    "hub_offset_ms": integer(-limits.MAX_MS, limits.MAX_MS, required=False),
-    "last_error": text(limits.MAX_DETAIL_CHARS, required=False),
-    "panel_dropped": integer(0, _I64, required=False),
-    "unreadable": integer(0, _I64, required=False),
+    "fw": text(limits.MAX_FW_CHARS, doc="the terminal's firmware version"),
+    "uptime_s": integer(0, _COUNT, doc="seconds since the terminal software started"),
+    "state": text(32, doc="the rating flow's state, e.g. `idle`, `invited`, `out_of_service`"),
+    "panel": one_of(
+        (p.value for p in PanelState),
+        doc="the key panel's link; `none`: this terminal has none (keys come from elsewhere)",
+    ),
+    "outbox_depth": integer(0, _COUNT, doc="records thanked for but not yet acked by the hub"),
+    "free_disk_bytes": integer(0, _COUNT, doc="free space where the outbox lives, bytes"),
+    "misuse_alarms": integer(0, _COUNT, doc="misuse bursts since start"),
+    "rejected": integer(0, _COUNT, doc="rejections the hub sent in acks since start"),
+    "session": integer(0, limits.MAX_SESSION, doc="the session of the current connection, as in its status"),
+    "staff": text(limits.MAX_ID_CHARS, required=False, doc="the clerk logged in; absent: nobody"),
+    "panel_fw": text(limits.MAX_FW_CHARS, required=False, doc="the key panel's firmware, once it said hello"),
+    "oldest_unacked_s": integer(0, _COUNT, required=False, doc="age of the oldest unacked record, s; absent: none"),
+    "hub_offset_ms": integer(
+        -limits.MAX_MS,
+        limits.MAX_MS,
+        required=False,
+        doc="hub clock minus terminal wall clock, ms, from the latest ack; absent before the first ack of this boot",
+    ),
+    "last_error": text(limits.MAX_DETAIL_CHARS, required=False, doc="the latest error, in words"),
+    "panel_dropped": integer(
+        0, _COUNT, required=False, doc="key-panel frames dropped as damaged since start; absent: no panel"
+    ),
+    "unreadable": integer(
+        0,
+        _COUNT,
+        required=False,
+        doc="messages from the broker this terminal could not read, or failed on, since start (a retained one once)",
+    ),
 }
 
 
@@ -117,7 +144,7 @@ def encode_health(health: Health) -> bytes:
 
 
 def decode_health(raw: bytes) -> Health:
-    obj = decode_fields(raw, "health", _HEALTH)
+    obj = decode_fields(raw, "health", HEALTH_FIELDS)
     obj["panel"] = PanelState(obj["panel"])
     return Health(**obj)
 
@@ -132,10 +159,11 @@ class DeviceEvent:
     detail: str | None = None
 
 
-_EVENT: Final[dict[str, Field]] = {
+EVENT_FIELDS: Final[dict[str, Field]] = {
+    **envelope("event"),
     **_COMMON,
-    "kind": text(32, choices=frozenset(k.value for k in EventKind)),
-    "detail": text(limits.MAX_DETAIL_CHARS, required=False),
+    "kind": one_of((k.value for k in EventKind), doc="what happened (below)"),
+    "detail": text(limits.MAX_DETAIL_CHARS, required=False, doc="more about it, in words"),
 }
 
 
@@ -144,6 +172,6 @@ def encode_event(event: DeviceEvent) -> bytes:
 
 
 def decode_event(raw: bytes) -> DeviceEvent:
-    obj = decode_fields(raw, "event", _EVENT)
+    obj = decode_fields(raw, "event", EVENT_FIELDS)
     obj["kind"] = EventKind(obj["kind"])
     return DeviceEvent(**obj)

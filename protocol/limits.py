@@ -1,23 +1,90 @@
-"""Every size limit of protocol v1 in one place (documented in protocol/README.md)."""
+"""Every limit of protocol v1, each with what it bounds.
+
+`LIMITS` says in words what each constant bounds; protocol/spec.py renders the spec's table from
+it, so that protocol/README.md shows the numbers the decoders check, not a copy of them.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
+
+__all__ = [
+    "LIMITS",
+    "MAX_BATCH_RECORDS",
+    "MAX_BOOT_CHARS",
+    "MAX_CONTACT_CHARS",
+    "MAX_COUNTER",
+    "MAX_DETAIL_CHARS",
+    "MAX_FW_CHARS",
+    "MAX_ID_CHARS",
+    "MAX_INT_DIGITS",
+    "MAX_MESSAGE_BYTES",
+    "MAX_MS",
+    "MAX_REASONS",
+    "MAX_REASON_CODE",
+    "MAX_REJECTS",
+    "MAX_SEQ",
+    "MAX_SESSION",
+    "MAX_TICKET_CHARS",
+    "VERSION",
+    "Limit",
+]
 
 VERSION: Final = 1
 
-MAX_MESSAGE_BYTES: Final = 512 * 1024  # any MQTT payload on a pingjia topic
-MAX_BATCH_RECORDS: Final = 500  # records per batch message
-MAX_SEQ: Final = 2**63 - 1  # per-device sequence numbers are 1..MAX_SEQ
-MAX_MS: Final = 2**53 - 1  # wall-clock and monotonic milliseconds (exact in every JSON reader)
+MAX_MESSAGE_BYTES: Final = 512 * 1024
+MAX_BATCH_RECORDS: Final = 500
+MAX_SEQ: Final = 2**63 - 1
+MAX_MS: Final = 2**53 - 1  # exact in every JSON reader, doubles included
 MAX_SESSION: Final = 2**63 - 1
+MAX_COUNTER: Final = 2**63 - 1
+# Python's int() of a decimal string takes time that grows with the square of its length, and
+# v1's largest values have 19 digits: anything far longer is refused before it is parsed.
+MAX_INT_DIGITS: Final = 4300
 
-MAX_ID_CHARS: Final = 64  # device id, staff id
+MAX_ID_CHARS: Final = 64
 MAX_FW_CHARS: Final = 32
 MAX_BOOT_CHARS: Final = 64
 MAX_TICKET_CHARS: Final = 64
-MAX_CONTACT_CHARS: Final = 1024  # sealed contact, base64 text
-MAX_REASONS: Final = 5  # reason codes attached to one rating
+MAX_CONTACT_CHARS: Final = 1024
+MAX_REASONS: Final = 5
 MAX_REASON_CODE: Final = 99
-MAX_DETAIL_CHARS: Final = 200  # text of a rejection in an ack
-MAX_REJECTS: Final = MAX_BATCH_RECORDS  # rejection entries in one ack
+MAX_DETAIL_CHARS: Final = 200
+MAX_REJECTS: Final = MAX_BATCH_RECORDS
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One limit as the spec shows it. `low` is set where the limit is the top of a range."""
+
+    name: str  # the constant in this module
+    value: int
+    what: str
+    unit: str = ""
+    low: int | None = None
+
+
+LIMITS: Final = (
+    Limit("MAX_MESSAGE_BYTES", MAX_MESSAGE_BYTES, "any message (an MQTT payload on a pingjia topic)", "bytes"),
+    Limit("MAX_BATCH_RECORDS", MAX_BATCH_RECORDS, "records in a batch", low=1),
+    Limit("MAX_SEQ", MAX_SEQ, "a seq (per device, +1 per record, never reused)", low=1),
+    Limit("MAX_MS", MAX_MS, "times: `t`, `mono`, `hub_offset_ms` (either sign)", "ms", low=0),
+    Limit("MAX_SESSION", MAX_SESSION, "a status `session`, and `session` in health", low=0),
+    Limit("MAX_COUNTER", MAX_COUNTER, "counters and sizes in health (`uptime_s`, `outbox_depth`, ...)", low=0),
+    Limit("MAX_INT_DIGITS", MAX_INT_DIGITS, "digits of an integer literal (longer: `malformed`)", "digits"),
+    Limit("MAX_ID_CHARS", MAX_ID_CHARS, "device id, hub client id, staff id, command `id`", "characters"),
+    Limit("MAX_FW_CHARS", MAX_FW_CHARS, "firmware versions: `fw`, `panel_fw`", "characters"),
+    Limit("MAX_BOOT_CHARS", MAX_BOOT_CHARS, "a `boot`", "characters"),
+    Limit("MAX_TICKET_CHARS", MAX_TICKET_CHARS, "a service `ticket`", "characters"),
+    Limit("MAX_CONTACT_CHARS", MAX_CONTACT_CHARS, "a sealed `contact` (base64 text)", "characters"),
+    Limit("MAX_REASONS", MAX_REASONS, "reason codes on one rating", low=1),
+    Limit("MAX_REASON_CODE", MAX_REASON_CODE, "a reason code", low=1),
+    Limit(
+        "MAX_DETAIL_CHARS",
+        MAX_DETAIL_CHARS,
+        "texts: a rejection's `detail`, an event's `detail`, health's `last_error`",
+        "characters",
+    ),
+    Limit("MAX_REJECTS", MAX_REJECTS, "rejections in one ack"),
+)

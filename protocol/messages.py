@@ -7,20 +7,38 @@ AuthError. Nothing here touches a socket, a file or a clock: callers pass times 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
 from protocol import canonical, limits
-from protocol.canonical import printable, show, show_names
+from protocol.canonical import printable, show
 from protocol.compact import compact_pickle
 from protocol.errors import AuthError, DecodeError, ProtocolError, Reason
+from protocol.fields import (
+    DEVICE_ID,
+    HEX64,
+    HEX128,
+    Field,
+    bad_field,
+    check_keys,
+    check_version,
+    checked_int,
+    decode_fields,
+    envelope,
+    integer,
+    matching,
+    mismatch,
+    one_of,
+    open_message,
+    valid_device_id,
+)
 from protocol.keys import GENESIS, HEAD_CONTEXT, SigningKey, VerifyKey, leaf_hash
-from protocol.record import Rating, rating_from_wire, valid_device_id
+from protocol.record import Rating, rating_from_wire
 
 __all__ = [
+    "STATUS_FIELDS",
     "Ack",
     "Batch",
     "Head",
@@ -37,9 +55,6 @@ __all__ = [
     "verify_batch",
     "verify_batches",
 ]
-
-_HEX64: Final = re.compile(r"[0-9a-f]{64}")
-_HEX128: Final = re.compile(r"[0-9a-f]{128}")
 
 
 @compact_pickle
@@ -82,35 +97,12 @@ class Batch:
         return self.head.device
 
 
-def _type_and_version(obj: object, expected: str) -> dict[str, Any]:
-    if type(obj) is not dict:
-        raise DecodeError(f"a message must be a JSON object, got {type(obj).__name__}")
-    if obj.get("v") != limits.VERSION or type(obj.get("v")) is not int:
-        raise DecodeError(f"version {show(obj.get('v'))} is not 1", reason=Reason.UNKNOWN_VERSION)
-    if obj.get("type") != expected:
-        raise DecodeError(f"expected a {expected} message, got type {show(obj.get('type'))}", reason=Reason.WRONG_TYPE)
-    return obj
-
-
-def _check_size(raw: bytes) -> None:
-    if len(raw) > limits.MAX_MESSAGE_BYTES:
-        raise DecodeError(f"{len(raw)} bytes is over the {limits.MAX_MESSAGE_BYTES}-byte limit", reason=Reason.OVERSIZE)
-
-
-def _keys(obj: dict[str, Any], required: frozenset[str], optional: frozenset[str], what: str) -> None:
-    keys = obj.keys()
-    if not required <= keys or not keys <= required | optional:
-        unknown = show_names(sorted(keys - required - optional))
-        raise DecodeError(
-            f"{what} fields: missing {sorted(required - keys)}, unknown {unknown}",
-            reason=Reason.BAD_FIELD,
-        )
-
-
 # -- batch -----------------------------------------------------------------------------------------
 
 _BATCH_KEYS: Final = frozenset({"v", "type", "head", "records"})
 _HEAD_KEYS: Final = frozenset({"v", "device", "first", "last", "last_hash", "sig"})
+_hex64 = HEX64.fullmatch
+_hex128 = HEX128.fullmatch
 
 
 def _head_bytes(head: Head) -> bytes:
@@ -146,23 +138,20 @@ def seal_batch(key: SigningKey, device: str, first: int, bodies: Sequence[bytes]
 
 def _head_from_wire(obj: object) -> Head:
     if type(obj) is not dict:
-        raise DecodeError("head must be a JSON object", reason=Reason.BAD_FIELD)
-    _keys(obj, _HEAD_KEYS, frozenset(), "head")
-    if obj["v"] != limits.VERSION or type(obj["v"]) is not int:
-        raise DecodeError(f"head version {show(obj['v'])} is not 1", reason=Reason.UNKNOWN_VERSION)
+        raise bad_field("head must be a JSON object")
+    check_keys(obj, _HEAD_KEYS, _HEAD_KEYS, "head")
+    check_version(obj["v"], "head")
     device = obj["device"]
     if not valid_device_id(device):
-        raise DecodeError(f"head device id {show(device)} is not valid", reason=Reason.BAD_FIELD)
-    first, last = obj["first"], obj["last"]
-    if type(first) is not int or type(last) is not int or not 1 <= first <= last <= limits.MAX_SEQ:
-        raise DecodeError(
-            f"head range {show(first)}..{show(last)} is not valid", reason=Reason.BAD_FIELD, device=device
-        )
-    if type(obj["last_hash"]) is not str or _HEX64.fullmatch(obj["last_hash"]) is None:
-        raise DecodeError("head last_hash must be 64 lowercase hex digits", reason=Reason.BAD_FIELD, device=device)
-    if type(obj["sig"]) is not str or _HEX128.fullmatch(obj["sig"]) is None:
-        raise DecodeError("head sig must be 128 lowercase hex digits", reason=Reason.BAD_FIELD, device=device)
-    return Head(device=device, first=first, last=last, last_hash=obj["last_hash"], sig=obj["sig"])
+        raise mismatch(device, DEVICE_ID, "head device")
+    first = checked_int(obj["first"], 1, limits.MAX_SEQ, "head first", device=device)
+    last = checked_int(obj["last"], first, limits.MAX_SEQ, "head last", device=device)
+    last_hash, sig = obj["last_hash"], obj["sig"]
+    if type(last_hash) is not str or _hex64(last_hash) is None:
+        raise mismatch(last_hash, HEX64, "head last_hash", device=device)
+    if type(sig) is not str or _hex128(sig) is None:
+        raise mismatch(sig, HEX128, "head sig", device=device)
+    return Head(device=device, first=first, last=last, last_hash=last_hash, sig=sig)
 
 
 def decode_batch(raw: bytes) -> Batch:
@@ -172,13 +161,12 @@ def decode_batch(raw: bytes) -> Batch:
     device throughout, consecutive seqs matching the head, and the canonical encoding of the whole
     message (so that any changed byte is either a changed value or a rejection).
     """
-    _check_size(raw)
-    obj = _type_and_version(canonical.decode(raw), "batch")
-    _keys(obj, _BATCH_KEYS, frozenset(), "batch")
+    obj = open_message(raw, "batch")
+    check_keys(obj, _BATCH_KEYS, _BATCH_KEYS, "batch")
     head = _head_from_wire(obj["head"])
     wire_records = obj["records"]
     if type(wire_records) is not list:
-        raise DecodeError("records must be a JSON array", reason=Reason.BAD_FIELD, device=head.device)
+        raise bad_field("records must be a JSON array", head.device)
     count = len(wire_records)
     if not 0 < count <= limits.MAX_BATCH_RECORDS:
         raise DecodeError(
@@ -187,11 +175,7 @@ def decode_batch(raw: bytes) -> Batch:
             device=head.device,
         )
     if head.last - head.first + 1 != count:
-        raise DecodeError(
-            f"head says {head.first}..{head.last} but the batch holds {count} records",
-            reason=Reason.BAD_FIELD,
-            device=head.device,
-        )
+        raise bad_field(f"head says {head.first}..{head.last} but the batch holds {count} records", head.device)
     records: list[Rating] = []
     bodies: list[bytes] = []
     hashes: list[str] = []
@@ -200,18 +184,10 @@ def decode_batch(raw: bytes) -> Batch:
     for wire in wire_records:
         record = rating_from_wire(wire)
         if record.device != head.device:
-            raise DecodeError(
-                f"record of device {record.device} in a batch of {head.device}",
-                reason=Reason.BAD_FIELD,
-                device=head.device,
-                seq=record.seq,
-            )
+            raise bad_field(f"record of device {record.device} in a batch of {head.device}", head.device, record.seq)
         if record.seq != expected_seq:
-            raise DecodeError(
-                f"records must be consecutive: expected seq {expected_seq}, got {record.seq}",
-                reason=Reason.BAD_FIELD,
-                device=head.device,
-                seq=record.seq,
+            raise bad_field(
+                f"records must be consecutive: expected seq {expected_seq}, got {record.seq}", head.device, record.seq
             )
         expected_seq += 1
         body = encode(wire)
@@ -326,7 +302,9 @@ class Ack:
 
 
 _ACK_KEYS: Final = frozenset({"v", "type", "device", "upto", "t"})
+_ACK_ALL: Final = _ACK_KEYS | {"rejects"}
 _REJECT_KEYS: Final = frozenset({"reason", "detail"})
+_REJECT_ALL: Final = _REJECT_KEYS | {"seq"}
 
 
 def encode_ack(ack: Ack) -> bytes:
@@ -343,35 +321,30 @@ def encode_ack(ack: Ack) -> bytes:
 
 
 def decode_ack(raw: bytes) -> Ack:
-    _check_size(raw)
-    obj = _type_and_version(canonical.decode(raw), "ack")
-    _keys(obj, _ACK_KEYS, frozenset({"rejects"}), "ack")
-    if not valid_device_id(obj["device"]):
-        raise DecodeError("ack device id is not valid", reason=Reason.BAD_FIELD)
-    upto, t = obj["upto"], obj["t"]
-    if type(upto) is not int or not 0 <= upto <= limits.MAX_SEQ:
-        raise DecodeError(f"ack upto {show(upto)} is not a seq", reason=Reason.BAD_FIELD)
-    if type(t) is not int or not 0 <= t <= limits.MAX_MS:
-        raise DecodeError(f"ack t {show(t)} is not a time in ms", reason=Reason.BAD_FIELD)
+    obj = open_message(raw, "ack")
+    check_keys(obj, _ACK_KEYS, _ACK_ALL, "ack")
+    device = obj["device"]
+    if not valid_device_id(device):
+        raise mismatch(device, DEVICE_ID, "ack device")
+    upto = checked_int(obj["upto"], 0, limits.MAX_SEQ, "ack upto", device=device)
+    t = checked_int(obj["t"], 0, limits.MAX_MS, "ack t", device=device)
     rejects: list[Rejection] = []
     raw_rejects = obj.get("rejects", [])
     if type(raw_rejects) is not list or ("rejects" in obj and not raw_rejects):
-        raise DecodeError("ack rejects must be a non-empty array when present", reason=Reason.BAD_FIELD)
+        raise bad_field("ack rejects must be a non-empty array when present", device)
     for entry in raw_rejects:
         if type(entry) is not dict:
-            raise DecodeError("an ack reject must be an object", reason=Reason.BAD_FIELD)
-        _keys(entry, _REJECT_KEYS, frozenset({"seq"}), "ack reject")
+            raise bad_field("an ack reject must be an object", device)
+        check_keys(entry, _REJECT_KEYS, _REJECT_ALL, "ack reject")
         try:
             reason = Reason(entry["reason"])
         except ValueError:
-            raise DecodeError(f"unknown reject reason {show(entry['reason'])}", reason=Reason.BAD_FIELD) from None
-        seq = entry.get("seq")
-        if seq is not None and (type(seq) is not int or not 1 <= seq <= limits.MAX_SEQ):
-            raise DecodeError("ack reject seq is not a seq", reason=Reason.BAD_FIELD)
+            raise bad_field(f"unknown reject reason {show(entry['reason'])}", device) from None
+        seq = checked_int(entry["seq"], 1, limits.MAX_SEQ, "ack reject seq", device=device) if "seq" in entry else None
         if type(entry["detail"]) is not str or len(entry["detail"]) > limits.MAX_DETAIL_CHARS:
-            raise DecodeError("ack reject detail must be text", reason=Reason.BAD_FIELD)
+            raise bad_field(f"ack reject detail must be text of at most {limits.MAX_DETAIL_CHARS} characters", device)
         rejects.append(Rejection(reason=reason, detail=entry["detail"], seq=seq))
-    ack = Ack(device=obj["device"], upto=upto, t=t, rejects=tuple(rejects))
+    ack = Ack(device=device, upto=upto, t=t, rejects=tuple(rejects))
     if encode_ack(ack) != raw:
         raise DecodeError("ack is not in canonical form", reason=Reason.NOT_CANONICAL, device=ack.device)
     return ack
@@ -395,7 +368,15 @@ class Status:
     session: int
 
 
-_STATUS_KEYS: Final = frozenset({"v", "type", "device", "state", "session"})
+STATUS_FIELDS: Final[dict[str, Field]] = {
+    **envelope("status"),
+    "device": matching(DEVICE_ID, doc="the terminal's device id; in a hub's status, the hub's MQTT client id"),
+    "state": one_of(
+        (s.value for s in StatusState),
+        doc="`online`: connected (published retained); `offline`: the MQTT will, or a clean stop",
+    ),
+    "session": integer(0, limits.MAX_SESSION, doc="grows with every connection, across restarts (see below)"),
+}
 
 
 def encode_status(status: Status) -> bytes:
@@ -411,22 +392,8 @@ def encode_status(status: Status) -> bytes:
 
 
 def decode_status(raw: bytes) -> Status:
-    _check_size(raw)
-    obj = _type_and_version(canonical.decode(raw), "status")
-    _keys(obj, _STATUS_KEYS, frozenset(), "status")
-    if not valid_device_id(obj["device"]):
-        raise DecodeError("status device id is not valid", reason=Reason.BAD_FIELD)
-    try:
-        state = StatusState(obj["state"])
-    except ValueError:
-        raise DecodeError(f"status state {show(obj['state'])} is not online/offline", reason=Reason.BAD_FIELD) from None
-    session = obj["session"]
-    if type(session) is not int or not 0 <= session <= limits.MAX_SESSION:
-        raise DecodeError("status session must be a non-negative integer", reason=Reason.BAD_FIELD)
-    status = Status(device=obj["device"], state=state, session=session)
-    if encode_status(status) != raw:
-        raise DecodeError("status is not in canonical form", reason=Reason.NOT_CANONICAL, device=status.device)
-    return status
+    obj = decode_fields(raw, "status", STATUS_FIELDS)
+    return Status(device=obj["device"], state=StatusState(obj["state"]), session=obj["session"])
 
 
 def newer_status(current: Status | None, incoming: Status) -> bool:

@@ -34,19 +34,19 @@ __all__ = [
     "MAX_ENCODED_BYTES",
     "MAX_TEXT_BYTES",
     "MAX_UID_BYTES",
-    "Ack",
     "Beep",
     "Card",
     "DropReason",
     "Dropped",
     "Frame",
+    "FrameAck",
     "FrameDecoder",
+    "FrameNak",
     "Hello",
     "Identify",
     "KeyDown",
     "KeyUp",
     "LedState",
-    "Nak",
     "NakCode",
     "Ping",
     "Pong",
@@ -80,7 +80,7 @@ class LedState(IntEnum):
 
 
 class NakCode(IntEnum):
-    """Why a panel refused a host frame whose CRC was good (Nak.code; other values are reserved)."""
+    """Why a panel refused a host frame whose CRC was good (FrameNak.code; other values are reserved)."""
 
     UNKNOWN_TYPE = 1  # not a host -> panel type this firmware knows
     BAD_BODY = 2  # the body does not have the layout or the values of its type
@@ -241,25 +241,25 @@ class Pong(_Token):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Ack(_Frame):
+class FrameAck(_Frame):
     """The panel carried out the host command whose seq is `ref`."""
 
     TYPE: ClassVar[int] = 0x83
     ref: int
 
     def _validate(self) -> None:
-        _check_int("Ack", "ref", self.ref, 0, 0xFF)
+        _check_int("FrameAck", "ref", self.ref, 0, 0xFF)
 
     def encode_body(self) -> bytes:
         return bytes([self.ref])
 
     @classmethod
     def decode_body(cls, seq: int, body: bytes) -> Self:
-        return cls(seq=seq, ref=_exact(body, 1, "Ack body")[0])
+        return cls(seq=seq, ref=_exact(body, 1, "FrameAck body")[0])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Nak(_Frame):
+class FrameNak(_Frame):
     """The panel refused the host frame whose seq is `ref`; `code` says why (see NakCode)."""
 
     TYPE: ClassVar[int] = 0x84
@@ -267,15 +267,15 @@ class Nak(_Frame):
     code: int
 
     def _validate(self) -> None:
-        _check_int("Nak", "ref", self.ref, 0, 0xFF)
-        _check_int("Nak", "code", self.code, 0, 0xFF)
+        _check_int("FrameNak", "ref", self.ref, 0, 0xFF)
+        _check_int("FrameNak", "code", self.code, 0, 0xFF)
 
     def encode_body(self) -> bytes:
         return bytes([self.ref, self.code])
 
     @classmethod
     def decode_body(cls, seq: int, body: bytes) -> Self:
-        ref, code = _exact(body, 2, "Nak body")
+        ref, code = _exact(body, 2, "FrameNak body")
         return cls(seq=seq, ref=ref, code=code)
 
 
@@ -370,10 +370,10 @@ class Beep(_Frame):
         return cls(seq=seq, pattern=steps)
 
 
-Frame: TypeAlias = Hello | KeyDown | KeyUp | Card | Pong | Ack | Nak | Ping | Identify | SetLeds | Beep
+Frame: TypeAlias = Hello | KeyDown | KeyUp | Card | Pong | FrameAck | FrameNak | Ping | Identify | SetLeds | Beep
 
 FRAME_TYPES: Final[dict[int, type[Frame]]] = {
-    kind.TYPE: kind for kind in (Ping, Identify, SetLeds, Beep, Hello, Pong, Ack, Nak, KeyDown, KeyUp, Card)
+    kind.TYPE: kind for kind in (Ping, Identify, SetLeds, Beep, Hello, Pong, FrameAck, FrameNak, KeyDown, KeyUp, Card)
 }
 
 

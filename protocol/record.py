@@ -6,24 +6,31 @@ stored; it is never edited. A correction is a new record of kind `amend` naming 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Final
 
 from protocol import canonical, limits
-from protocol.canonical import show, show_names
+from protocol.canonical import show
 from protocol.compact import compact_pickle
-from protocol.errors import DecodeError, Reason
+from protocol.fields import (
+    BASE64,
+    BOOT,
+    DEVICE_ID,
+    HEX64,
+    HEX128,
+    bad_field,
+    check_keys,
+    check_version,
+    checked_int,
+    checked_text,
+    mismatch,
+    valid_device_id,
+)
 from protocol.keys import RECORD_CONTEXT, SigningKey, VerifyKey, leaf_hash
+from protocol.limits import MAX_FW_CHARS, MAX_ID_CHARS, MAX_MS, MAX_SEQ, MAX_TICKET_CHARS
 
-__all__ = ["DEVICE_ID", "Flag", "Kind", "Rating", "rating_from_wire", "valid_device_id"]
-
-DEVICE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_HEX64: Final = re.compile(r"[0-9a-f]{64}")
-_HEX128: Final = re.compile(r"[0-9a-f]{128}")
-_BOOT: Final = re.compile(rf"[A-Za-z0-9-]{{1,{limits.MAX_BOOT_CHARS}}}")
-_BASE64: Final = re.compile(r"[A-Za-z0-9+/=_-]+")
+__all__ = ["Flag", "Kind", "Rating", "rating_from_wire"]
 
 
 class Kind(StrEnum):
@@ -41,10 +48,12 @@ REQUIRED: Final = frozenset({"v", "device", "seq", "kind", "t", "boot", "mono", 
 OPTIONAL: Final = frozenset({"staff", "score", "amends", "reasons", "contact", "ticket", "flags"})
 _ALL: Final = REQUIRED | OPTIONAL
 _FLAGS: Final = frozenset(flag.value for flag in Flag)
-
-
-def valid_device_id(text: object) -> bool:
-    return isinstance(text, str) and DEVICE_ID.fullmatch(text) is not None
+_KINDS: Final = {kind.value: kind for kind in Kind}
+# Bound once: the validator below runs for every record of every batch.
+_boot = BOOT.fullmatch
+_hex64 = HEX64.fullmatch
+_hex128 = HEX128.fullmatch
+_base64 = BASE64.fullmatch
 
 
 @compact_pickle
@@ -126,73 +135,49 @@ class Rating:
         return leaf_hash(self.canonical())
 
 
-def _fail(detail: str, device: str | None = None, seq: int | None = None) -> DecodeError:
-    return DecodeError(detail, reason=Reason.BAD_FIELD, device=device, seq=seq)
-
-
-def _int(obj: dict[str, Any], key: str, low: int, high: int, *, device: str | None, seq: int | None) -> int:
-    value = obj[key]
-    if type(value) is not int or not low <= value <= high:
-        raise _fail(f"{key} must be an integer in {low}..{high}, got {show(value)}", device, seq)
-    return value
-
-
-def _text(obj: dict[str, Any], key: str, most: int, *, device: str | None, seq: int | None) -> str:
-    value = obj[key]
-    if type(value) is not str or not 0 < len(value) <= most or not value.isprintable():
-        raise _fail(f"{key} must be 1..{most} printable characters, got {show(value)}", device, seq)
-    return value
-
-
 def rating_from_wire(obj: object) -> Rating:
     """Validate one decoded record object and build the Rating; raise DecodeError naming the field.
 
     Does not check the signature or the chain: that is the batch's (or an audit's) job.
     """
     if type(obj) is not dict:
-        raise _fail(f"a record must be a JSON object, got {type(obj).__name__}")
-    keys = obj.keys()
-    if not keys >= REQUIRED or not keys <= _ALL:
-        missing = sorted(REQUIRED - keys)
-        unknown = sorted(keys - _ALL)
-        device = obj.get("device")
-        raise _fail(
-            f"record fields: missing {missing}, unknown {show_names(unknown)}",
-            device if valid_device_id(device) else None,
-            None,
-        )
-    if obj["v"] != limits.VERSION or type(obj["v"]) is not int:
-        raise DecodeError(f"record version {show(obj['v'])} is not 1", reason=Reason.UNKNOWN_VERSION)
+        raise bad_field(f"a record must be a JSON object, got {type(obj).__name__}")
+    check_keys(obj, REQUIRED, _ALL, "record")
+    check_version(obj["v"], "record")
     device = obj["device"]
     if not valid_device_id(device):
-        raise _fail(f"device id {show(device)} is not 1..64 of [A-Za-z0-9_.-]")
-    seq = _int(obj, "seq", 1, limits.MAX_SEQ, device=device, seq=None)
-    try:
-        kind = Kind(obj["kind"])
-    except (ValueError, TypeError):
-        raise _fail(f"kind must be one of {[k.value for k in Kind]}, got {show(obj['kind'])}", device, seq) from None
-    t = _int(obj, "t", 0, limits.MAX_MS, device=device, seq=seq)
-    mono = _int(obj, "mono", 0, limits.MAX_MS, device=device, seq=seq)
+        raise mismatch(device, DEVICE_ID, "device id")
+    seq = checked_int(obj["seq"], 1, MAX_SEQ, "seq", device=device)
+    named = obj["kind"]
+    kind = _KINDS.get(named) if type(named) is str else None  # a dict lookup: Kind(named) costs eight times as much
+    if kind is None:
+        raise bad_field(f"kind must be one of {list(_KINDS)}, got {show(named)}", device, seq)
+    t = checked_int(obj["t"], 0, MAX_MS, "t", device=device, seq=seq)
+    mono = checked_int(obj["mono"], 0, MAX_MS, "mono", device=device, seq=seq)
     boot = obj["boot"]
-    if type(boot) is not str or _BOOT.fullmatch(boot) is None:
-        raise _fail(f"boot must be 1..64 of [A-Za-z0-9-], got {show(boot)}", device, seq)
-    fw = _text(obj, "fw", limits.MAX_FW_CHARS, device=device, seq=seq)
+    if type(boot) is not str or _boot(boot) is None:
+        raise mismatch(boot, BOOT, "boot", device=device, seq=seq)
+    fw = checked_text(obj["fw"], MAX_FW_CHARS, "fw", device=device, seq=seq)
     prev = obj["prev"]
-    if type(prev) is not str or _HEX64.fullmatch(prev) is None:
-        raise _fail("prev must be 64 lowercase hex digits", device, seq)
+    if type(prev) is not str or _hex64(prev) is None:
+        raise mismatch(prev, HEX64, "prev", device=device, seq=seq)
     sig = obj["sig"]
-    if type(sig) is not str or _HEX128.fullmatch(sig) is None:
-        raise _fail("sig must be 128 lowercase hex digits", device, seq)
+    if type(sig) is not str or _hex128(sig) is None:
+        raise mismatch(sig, HEX128, "sig", device=device, seq=seq)
 
-    staff = _text(obj, "staff", limits.MAX_ID_CHARS, device=device, seq=seq) if "staff" in obj else None
-    score = _int(obj, "score", 1, 5, device=device, seq=seq) if "score" in obj else None
-    amends = _int(obj, "amends", 1, seq - 1 if seq > 1 else 0, device=device, seq=seq) if "amends" in obj else None
-    ticket = _text(obj, "ticket", limits.MAX_TICKET_CHARS, device=device, seq=seq) if "ticket" in obj else None
+    staff = checked_text(obj["staff"], MAX_ID_CHARS, "staff", device=device, seq=seq) if "staff" in obj else None
+    score = checked_int(obj["score"], 1, 5, "score", device=device, seq=seq) if "score" in obj else None
+    amends = None
+    if "amends" in obj:
+        amends = checked_int(obj["amends"], 1, seq - 1, "amends", device=device, seq=seq)
+    ticket = None
+    if "ticket" in obj:
+        ticket = checked_text(obj["ticket"], MAX_TICKET_CHARS, "ticket", device=device, seq=seq)
     contact = None
     if "contact" in obj:
-        contact = _text(obj, "contact", limits.MAX_CONTACT_CHARS, device=device, seq=seq)
-        if _BASE64.fullmatch(contact) is None:
-            raise _fail("contact must be base64 text (sealed on the terminal)", device, seq)
+        contact = checked_text(obj["contact"], limits.MAX_CONTACT_CHARS, "contact", device=device, seq=seq)
+        if _base64(contact) is None:
+            raise mismatch(contact, BASE64, "contact", device=device, seq=seq)
     reasons: tuple[int, ...] = ()
     if "reasons" in obj:
         raw = obj["reasons"]
@@ -202,10 +187,10 @@ def rating_from_wire(obj: object) -> Rating:
             or any(type(r) is not int or not 1 <= r <= limits.MAX_REASON_CODE for r in raw)
             or len(set(raw)) != len(raw)
         ):
-            raise _fail(
+            raise bad_field(
                 f"reasons must be 1..{limits.MAX_REASONS} distinct integers in 1..{limits.MAX_REASON_CODE}",
-                device,
-                seq,
+                device=device,
+                seq=seq,
             )
         reasons = tuple(raw)
     flags: tuple[Flag, ...] = ()
@@ -217,21 +202,23 @@ def rating_from_wire(obj: object) -> Rating:
             or any(type(f) is not str or f not in _FLAGS for f in raw)
             or raw != sorted(set(raw))
         ):
-            raise _fail(f"flags must be a non-empty sorted list of distinct {sorted(_FLAGS)}", device, seq)
+            raise bad_field(
+                f"flags must be a non-empty sorted list of distinct {sorted(_FLAGS)}", device=device, seq=seq
+            )
         flags = tuple(Flag(f) for f in raw)
 
     if kind is Kind.TIMEOUT:
         if score is not None or amends is not None or reasons:
-            raise _fail("a timeout record has no score, amends or reasons", device, seq)
+            raise bad_field("a timeout record has no score, amends or reasons", device, seq)
         if staff is None:
-            raise _fail("a timeout record names the staff member who invited", device, seq)
+            raise bad_field("a timeout record names the staff member who invited", device, seq)
     elif score is None:
-        raise _fail(f"a {kind.value} record needs a score", device, seq)
+        raise bad_field(f"a {kind.value} record needs a score", device, seq)
     if kind is Kind.AMEND:
         if amends is None or staff is None:
-            raise _fail("an amend record names the seq it corrects and the staff member", device, seq)
+            raise bad_field("an amend record names the seq it corrects and the staff member", device, seq)
     elif amends is not None:
-        raise _fail(f"only amend records carry amends, this one is {kind.value}", device, seq)
+        raise bad_field(f"only amend records carry amends, this one is {kind.value}", device, seq)
 
     return Rating(
         device=device,

@@ -1,23 +1,41 @@
-"""MQTT topics of protocol v1, all under pingjia/v1/<device>/<channel>.
+"""MQTT topics of protocol v1: every topic the product uses, who publishes it, and how.
 
-pingjia/v1/<device>/ratings   terminal -> hub   batch, QoS 1
-pingjia/v1/<device>/ack       hub -> terminal   ack, QoS 1
-pingjia/v1/<device>/status    terminal -> all   status, QoS 1, retained; the offline one is the will
+`ROUTES` (pingjia/v1/<device>/<channel>, one per channel) and `HUB_STATUS` (pingjia/hub/<client-id>/status)
+hold it as data, QoS and retain flag included: protocol/spec.py draws the spec's topic table from them,
+so the spec says what the code does. `parse` and `hub_status_client` turn a topic name back into its
+parts, or refuse it (bad_topic).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
 from protocol.canonical import show
 from protocol.errors import DecodeError, Reason
-from protocol.record import valid_device_id
+from protocol.fields import valid_device_id
 
-__all__ = ["HUB_STATUS_FILTER", "PREFIX", "Channel", "hub_filters", "hub_status_topic", "parse", "topic"]
+__all__ = [
+    "HUB_STATUS",
+    "HUB_STATUS_FILTER",
+    "PREFIX",
+    "QOS",
+    "RETAINED",
+    "ROUTES",
+    "Channel",
+    "Route",
+    "hub_filters",
+    "hub_status_client",
+    "hub_status_topic",
+    "parse",
+    "terminal_filters",
+    "topic",
+]
 
 PREFIX: Final = "pingjia/v1"
-HUB_STATUS_FILTER: Final = "pingjia/hub/+/status"
+_HUB_PREFIX: Final = "pingjia/hub"
+HUB_STATUS_FILTER: Final = f"{_HUB_PREFIX}/+/status"
 
 
 class Channel(StrEnum):
@@ -27,6 +45,44 @@ class Channel(StrEnum):
     HEALTH = "health"
     EVENT = "event"
     CMD = "cmd"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """How one topic is used. `topic` names the variable level `<device>` or `<client-id>`."""
+
+    topic: str
+    direction: str
+    payload: str
+    qos: int
+    retained: bool
+    notes: str = ""
+
+
+def _v1(channel: Channel) -> str:
+    return f"{PREFIX}/<device>/{channel.value}"
+
+
+ROUTES: Final[dict[Channel, Route]] = {
+    Channel.RATINGS: Route(_v1(Channel.RATINGS), "terminal → hub", "batch", 1, False, "sent again until acked"),
+    Channel.ACK: Route(
+        _v1(Channel.ACK), "hub → terminal", "ack", 0, False, "after the hub's commit; a lost ack costs a resend"
+    ),
+    Channel.STATUS: Route(_v1(Channel.STATUS), "terminal → all", "status", 1, True, "the offline status is the will"),
+    Channel.HEALTH: Route(_v1(Channel.HEALTH), "terminal → hub", "health", 1, True, "every heartbeat, and on changes"),
+    Channel.EVENT: Route(_v1(Channel.EVENT), "terminal → hub", "event", 1, False, "as they happen; not kept"),
+    Channel.CMD: Route(_v1(Channel.CMD), "clerk's PC, queue system, hub → terminal", "cmd", 1, False),
+}
+HUB_STATUS: Final = Route(
+    f"{_HUB_PREFIX}/<client-id>/status",
+    "hub → all",
+    "status",
+    1,
+    retained=True,
+    notes="the hub's MQTT client id as `device`; the offline status is the will",
+)
+QOS: Final[dict[Channel, int]] = {channel: route.qos for channel, route in ROUTES.items()}
+RETAINED: Final = frozenset(channel for channel, route in ROUTES.items() if route.retained)
 
 
 def topic(device: str, channel: Channel) -> str:
@@ -50,6 +106,21 @@ def parse(name: str) -> tuple[str, Channel]:
     return parts[2], channel
 
 
+def terminal_filters(device: str) -> tuple[str, ...]:
+    """Subscriptions of a terminal: its acks and commands, and every hub's status."""
+    return (topic(device, Channel.ACK), topic(device, Channel.CMD), HUB_STATUS_FILTER)
+
+
+def hub_status_client(name: str) -> str:
+    """The hub client id of a hub status topic; DecodeError(bad_topic) for any other topic."""
+    parts = name.split("/")
+    if len(parts) != 4 or f"{parts[0]}/{parts[1]}" != _HUB_PREFIX or parts[3] != "status":
+        raise DecodeError(f"topic {show(name, 120)} is not pingjia/hub/<client>/status", reason=Reason.BAD_TOPIC)
+    if not valid_device_id(parts[2]):
+        raise DecodeError(f"hub client id {show(parts[2])} is not valid", reason=Reason.BAD_TOPIC)
+    return parts[2]
+
+
 def hub_filters(share_group: str | None = None) -> tuple[str, ...]:
     """Subscriptions of a hub worker; with a group, as MQTT 5 shared subscriptions."""
     filters = tuple(f"{PREFIX}/+/{c.value}" for c in (Channel.RATINGS, Channel.STATUS, Channel.HEALTH, Channel.EVENT))
@@ -62,4 +133,4 @@ def hub_status_topic(client_id: str) -> str:
     """Where a hub worker says it is online (retained) and its will says offline."""
     if not valid_device_id(client_id):
         raise ValueError(f"hub client id {client_id!r} cannot be a topic level")
-    return f"pingjia/hub/{client_id}/status"
+    return f"{_HUB_PREFIX}/{client_id}/status"

@@ -132,13 +132,13 @@ def _size_label(rows: int) -> str:
 def _registered_terminal(workdir: Path, device: str) -> tuple[str, Any]:
     """A hub database under `workdir` and a terminal identity registered in it: (db url, identity)."""
     from device import identity
-    from hub.store import Store
+    from hub import registry
+    from hub.writer import Writer
 
     db = f"sqlite:///{workdir / 'hub.sqlite3'}"
-    store = Store.open(db)
     made = identity.create(workdir / "terminal", device)
-    store.add_device(made.device, made.public_hex, department="bench")
-    store.close()
+    with Writer.open(db) as writer:
+        writer.write(registry.add_device, made.device, made.public_hex, department="bench")
     return db, made
 
 
@@ -349,13 +349,12 @@ def transport(samples: int = 3) -> Result:
 
 
 def _hub_with_fleet(workdir: Path, fleet: Any, name: str, settings: Sequence[str] = ()) -> Result:
-    from hub.store import Store
+    from hub.writer import Writer
     from simulator.processes import HubProcess, MosquittoBroker
 
     db = f"sqlite:///{workdir / (name + '.sqlite3')}"
-    store = Store.open(db)
-    fleet.register(store)
-    store.close()
+    with Writer.open(db) as writer:
+        fleet.register(writer)
     broker = MosquittoBroker(workdir=workdir / f"mosquitto-{name}").start()
     hub = HubProcess(
         db=db, broker_url=broker.url, log=workdir / f"{name}.log", settings=["receive_maximum=10000", *settings]
@@ -373,9 +372,10 @@ def hub_reconnect(workdir: Path, *, outage_s: float, samples: int) -> Result:
     """Seconds from a broker coming back (its port open) to the hub serving again (its new online
     status heard), after the broker was away `outage_s` (long enough for the backoff to reach its
     cap), `samples` times: the wait is random below the cap, so one sample says little."""
-    from device.mqtt import Inbound, MqttSession, parse_broker_url
     from hub.config import HubConfig
     from protocol import ProtocolError, StatusState, decode_status, hub_status_topic
+    from runtime.link import Inbound
+    from runtime.mqtt import MqttSession, parse_broker_url
     from simulator.processes import HubProcess, MosquittoBroker
 
     if not _mosquitto():
@@ -450,7 +450,10 @@ def hub_live(workdir: Path, *, devices: int, per_device: int) -> Result:
 def drain(workdir: Path, *, devices: int, per_device: int) -> Result:
     """Real terminal processes, each holding `per_device` ratings buffered while the hub was away;
     the hub comes back: seconds until every rating is stored, and ratings/s while draining."""
-    from hub.store import Store
+    from hub import registry
+    from hub.db import Database
+    from hub.queries import Reader
+    from hub.writer import Writer
     from simulator.prefill import fleet_with_backlog
     from simulator.processes import HubProcess, MosquittoBroker, TerminalProcess
 
@@ -463,10 +466,13 @@ def drain(workdir: Path, *, devices: int, per_device: int) -> Result:
     fleet_dir = workdir / "fleet"
     shutil.copytree(cache, fleet_dir)
     db = f"sqlite:///{workdir / 'drain.sqlite3'}"
-    store = Store.open(db)
-    for device, key in keys.items():
-        store.add_device(device, key, department="bench")
-    store.close()
+
+    def register(conn: Database) -> None:
+        for device, key in keys.items():
+            registry.add_device(conn, device, key, department="bench")
+
+    with Writer.open(db) as writer:
+        writer.write(register)
     broker = MosquittoBroker(workdir=workdir / "mosquitto-drain").start()
     hub = HubProcess(db=db, broker_url=broker.url, log=workdir / "drain-hub.log")
     terminals = [
@@ -486,14 +492,14 @@ def drain(workdir: Path, *, devices: int, per_device: int) -> Result:
             terminal.start()
         for terminal in terminals:
             terminal.wait_for(lambda t: t.online, 120, "the terminal to connect")
-        reader = Store.open(db, create=False)
+        reader = Reader.open(db)
         started = time.monotonic()
         hub.start()
         first = None
         stored = 0
         while stored < total:
             time.sleep(0.05)
-            stored = int(reader.execute("SELECT coalesce(sum(upto), 0) FROM devices").fetchone()[0])
+            stored = reader.stored_upto_total()
             if stored and first is None:
                 first = time.monotonic()
             if time.monotonic() - started > 600:
@@ -515,12 +521,12 @@ def drain(workdir: Path, *, devices: int, per_device: int) -> Result:
 
 def report_month(workdir: Path, *, ratings: int) -> Result:
     """The month's figures per staff member and per department over `ratings` ratings."""
+    from hub.queries import Reader
     from hub.report import aggregate, parse_period, render
-    from hub.store import Store
     from simulator.prefill import hub_with_ratings
 
     database = hub_with_ratings(Path("var/bench") / f"report-{ratings}.sqlite3", ratings=ratings)
-    store = Store.open(f"sqlite:///{database}", create=False)
+    store = Reader.open(f"sqlite:///{database}")
     samples = []
     try:
         for _ in range(5):

@@ -12,7 +12,8 @@ import asyncio
 import logging
 import signal
 import sys
-import threading
+
+from runtime.lifeline import hold_lifeline
 
 
 async def serve(host: str, port: int) -> None:
@@ -30,15 +31,8 @@ async def serve(host: str, port: int) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
-    def watch_stdin() -> None:
-        from device.keys import read_lines
-
-        for _line in read_lines(sys.stdin.fileno()):
-            pass
-        loop.call_soon_threadsafe(stop.set)
-
     if not sys.stdin.isatty():
-        threading.Thread(target=watch_stdin, daemon=True).start()
+        hold_lifeline(sys.stdin.fileno(), lambda: loop.call_soon_threadsafe(stop.set))
     await stop.wait()
     await broker.shutdown()
 

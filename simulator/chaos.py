@@ -28,8 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from device import identity
+from device.events import ClockJumped, Offline
 from device.outbox import Outbox
-from hub.store import Store
+from hub import registry
+from hub.queries import Reader
+from hub.writer import Writer
 from simulator.netfaults import CutProxy, Replayer, SessionProbe
 from simulator.processes import BrokerProcess, HubProcess, MosquittoBroker, ProcessError, TerminalProcess
 
@@ -114,15 +117,15 @@ class Chaos:
         self.workdir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         db = f"sqlite:///{self.workdir / 'hub.sqlite3'}"
-        store = Store.open(db)
-        store.add_staff("E1", name="王芳", department="综合受理")
+        writer = Writer.open(db)
+        writer.write(registry.add_staff, "E1", name="王芳", department="综合受理")
         broker = MosquittoBroker(workdir=self.workdir / "mosquitto", log_types=["information", "debug"]).start()
         self.probe = SessionProbe(broker.port)
         self.probe.arm()
         hub = HubProcess(db=db, broker_url=broker.url, log=self.workdir / "hub.log").start()
         hub.wait_online()
-        counters = [self._counter(index, store, broker.port) for index in range(self.devices)]
-        store.close()
+        counters = [self._counter(index, writer, broker.port) for index in range(self.devices)]
+        writer.close()
         replayer = Replayer(broker.port, share=0.05, delay_s=(0.2, 5.0), rng=random.Random(self.seed + 1)).start()
         customers = threading.Thread(target=self._customers, args=(counters,), daemon=True)
         try:
@@ -152,7 +155,7 @@ class Chaos:
             hub.stop()
             broker.stop()
 
-    def _counter(self, index: int, store: Store, broker_port: int) -> Station:
+    def _counter(self, index: int, writer: Writer, broker_port: int) -> Station:
         name = f"c{index + 1:02d}"
         disk: SmallDisk | None = SmallDisk(self.workdir / "disks" / name, 16)
         if disk is not None and not disk.mounted:
@@ -160,7 +163,9 @@ class Chaos:
             disk = None
         folder = (disk.path if disk is not None else self.workdir / "disks" / name) / "data"
         made = identity.create(folder, name)
-        store.add_device(made.device, made.public_hex, department="综合受理", counter=f"{index + 1}号窗口")
+        writer.write(
+            registry.add_device, made.device, made.public_hex, department="综合受理", counter=f"{index + 1}号窗口"
+        )
         proxy = CutProxy(broker_port).start()
         clock_file = self.workdir / f"{name}.clock"
         clock_file.write_text("0")
@@ -261,7 +266,7 @@ class Chaos:
             terminal.wait_for(lambda t: t.state == "closed", 60, "the terminal back in service")
             head = _outbox_head(terminal)
             terminal.wait_for(_acked_at_least(head), 180, f"the hub to ack all {head} records")
-        reader = Store.open(db, create=False)
+        reader = Reader.open(db)
         thanked = stored = recorded = lost = duplicated = missing_from_outbox = 0
         for counter in counters:
             terminal = counter.terminal
@@ -274,20 +279,16 @@ class Chaos:
             lost += len(mine - seqs) + len(outbox_seqs - seqs)
             missing_from_outbox += len(mine - outbox_seqs)
             # Every service has its own ticket: one stored twice (under two seqs) was counted twice.
-            doubled = reader.execute(
-                "SELECT count(*) - count(DISTINCT json_extract(record, '$.ticket')) FROM ratings "
-                "WHERE device = ? AND json_extract(record, '$.ticket') IS NOT NULL",
-                (terminal.device,),
-            ).fetchone()[0]
+            doubled = reader.tickets_stored_twice(terminal.device)
             duplicated += int(doubled) + len(seqs - outbox_seqs)
         rejects = reader.reject_counts()
         reader.close()
-        seen = Counter(
-            "out_of_service" if "out of service" in event.get("detail", "") else event["event"]
-            for counter in counters
-            for event in counter.terminal.events
-            if event.get("event") in ("clock_jump", "offline") or "out of service" in event.get("detail", "")
-        )
+        seen: Counter[str] = Counter()
+        for counter in counters:
+            terminal = counter.terminal
+            seen["offline"] += len(terminal.of(Offline))
+            seen["clock_jump"] += len(terminal.of(ClockJumped))
+            seen["out_of_service"] += sum("out of service" in detail for detail in terminal.errors())
         return {
             "thanked": thanked,
             "recorded": recorded,

@@ -1,41 +1,113 @@
-"""The `pingjia` command.
-
-It lives in simulator/ because this is the one package that sees all the others; each package
-registers its own subcommands, and heavy imports happen only inside the chosen one.
-"""
+"""The simulator's subcommands of `pingjia`: demo, sim, chaos and bench (see pingjia.cli)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Sequence
+import os
+from pathlib import Path
 
-__all__ = ["main"]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from device import cli as device_cli
-    from hub import cli as hub_cli
-    from simulator import commands as simulator_cli
-
-    parser = argparse.ArgumentParser(prog="pingjia", description="counter-top satisfaction terminals and their hub")
-    commands = parser.add_subparsers(dest="command", required=True)
-    device_cli.register(commands)
-    hub_cli.register(commands)
-    simulator_cli.register(commands)
-    return parser
+__all__ = ["register"]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        sys.stderr.close()
-        return 0
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="broker + hub + simulated counters on this machine; a live line per second, a table at the end",
+    )
+    demo.add_argument("--seconds", type=float, default=None, help="stop after this long (default: until Ctrl-C)")
+    demo.add_argument("--devices", type=int, default=6, help="simulated counters (default %(default)s)")
+    demo.add_argument("--departments", type=int, default=2)
+    demo.add_argument("--speed", type=float, default=1.0, help="customers per minute scale (default %(default)s)")
+    demo.add_argument(
+        "--data",
+        type=Path,
+        default=Path(os.environ.get("PINGJIA_DEMO_DATA", "var/demo")),
+        help="working directory (default $PINGJIA_DEMO_DATA or %(default)s)",
+    )
+    demo.add_argument(
+        "--broker",
+        default=os.environ.get("PINGJIA_BROKER"),
+        help="use this broker (mqtt://host:port) instead of starting the embedded one (default $PINGJIA_BROKER)",
+    )
+    demo.add_argument("--quiet", action="store_true", help="no live line; only the final JSON")
+    demo.set_defaults(func=_demo)
+
+    sim = commands.add_parser(
+        "sim", help="a hall's working day faster than real time, with clerks, queue, misuse and faked ratings"
+    )
+    sim.add_argument("--devices", type=int, default=12, help="counters, each a real terminal with its panel")
+    sim.add_argument("--hours", type=float, default=8.0, help="simulated hours of the day (from 08:15)")
+    sim.add_argument("--speed", type=float, default=120.0, help="simulated seconds per real second")
+    sim.add_argument("--seed", type=int)
+    sim.add_argument("--data", type=Path, default=Path("var/sim"), help="working directory (emptied first)")
+    sim.add_argument(
+        "--broker", default=os.environ.get("PINGJIA_BROKER"), help="use this broker instead of starting one"
+    )
+    sim.add_argument("--quiet", action="store_true")
+    sim.set_defaults(func=_sim)
+
+    chaos = commands.add_parser("chaos", help="a hall under random faults; fails unless nothing was lost or doubled")
+    chaos.add_argument("--seconds", type=float, default=300, help="how long faults are injected (default %(default)s)")
+    chaos.add_argument("--devices", type=int, default=6)
+    chaos.add_argument("--seed", type=int, help="replay a run: the seed it printed")
+    chaos.add_argument("--data", type=Path, default=Path("var/chaos"), help="working directory (emptied first)")
+    chaos.set_defaults(func=_chaos)
+
+    bench = commands.add_parser("bench", help="measure the figures the issues name; one JSON object")
+    bench.add_argument("--quick", action="store_true", help="smaller sizes (minutes, not tens of minutes)")
+    bench.add_argument("--json", action="store_true", help="print only the JSON object")
+    bench.add_argument(
+        "--only",
+        help="comma-separated steps: transport,live,drain,durable,growth,hub,terminal,report,make_run,reconnect",
+    )
+    bench.set_defaults(func=_bench)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _demo(args: argparse.Namespace) -> int:
+    from simulator.demo import Demo
+
+    return Demo(
+        data=args.data,
+        devices=args.devices,
+        departments=args.departments,
+        speed=args.speed,
+        broker_url=args.broker,
+        quiet=args.quiet,
+    ).run(args.seconds)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from simulator.bench import main_json, run
+
+    only = set(args.only.split(",")) if args.only else None
+    print(main_json(run(quick=args.quick, only=only)))
+    return 0
+
+
+def _chaos(args: argparse.Namespace) -> int:
+    import shutil
+
+    from simulator.chaos import main
+
+    shutil.rmtree(args.data, ignore_errors=True)
+    return main(args.seconds, args.devices, args.data, args.seed)
+
+
+def _sim(args: argparse.Namespace) -> int:
+    import json
+    import shutil
+
+    from simulator.sim import Sim
+
+    shutil.rmtree(args.data, ignore_errors=True)
+    result = Sim(
+        devices=args.devices,
+        hours=args.hours,
+        speed=args.speed,
+        data=args.data,
+        seed=args.seed,
+        broker_url=args.broker,
+        quiet=args.quiet,
+    ).run()
+    print(json.dumps(result, ensure_ascii=False))
+    return 0 if result["lost"] == 0 else 1

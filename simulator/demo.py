@@ -21,9 +21,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from device import identity
+from device.events import Ready
+from hub import registry
 from hub.config import HubConfig
+from hub.db import Database
+from hub.queries import Reader
 from hub.report import aggregate, parse_period, render
-from hub.store import Store
+from hub.writer import Writer
 from simulator.customers import StaffProfile, make_staff
 from simulator.processes import AmqttBroker, BrokerProcess, HubProcess, ProcessError, TerminalProcess
 
@@ -75,7 +79,13 @@ class Demo:
 
     # -- setting up ---------------------------------------------------------------------------------
 
-    def _register(self, store: Store) -> list[tuple[Path, StaffProfile]]:
+    def _register(self) -> list[tuple[Path, StaffProfile]]:
+        """The hall's counters and clerks, registered in one transaction. The demo's database outlives
+        a run (var/demo): it is brought to this version's schema first, as `pingjia hub migrate` would."""
+        with Writer.open(self.db_url, migrate=True) as writer:
+            return writer.write(self._registrations)
+
+    def _registrations(self, db: Database) -> list[tuple[Path, StaffProfile]]:
         staff = make_staff(self.devices, self.departments, random.Random(7))  # the same hall on every run
         placed = []
         for index, profile in enumerate(staff):
@@ -84,8 +94,10 @@ class Demo:
                 made = identity.load(folder)
             else:
                 made = identity.create(folder, f"counter-{index + 1:02d}")
-            store.add_device(made.device, made.public_hex, department=profile.department, counter=f"{index + 1}号窗口")
-            store.add_staff(profile.staff, name=profile.name, department=profile.department)
+            registry.add_device(
+                db, made.device, made.public_hex, department=profile.department, counter=f"{index + 1}号窗口"
+            )
+            registry.add_staff(db, profile.staff, name=profile.name, department=profile.department)
             placed.append((folder, profile))
         return placed
 
@@ -102,8 +114,8 @@ class Demo:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         self.data.mkdir(parents=True, exist_ok=True)
-        store = Store.open(self.db_url)
-        placed = self._register(store)
+        placed = self._register()
+        store = Reader.open(self.db_url)
         logs = self.data / "logs"
         if self.broker_url is None:
             self.broker = AmqttBroker(log=logs / "broker.log").start()
@@ -184,14 +196,10 @@ class Demo:
                     react += self.rng.uniform(0.3, 1.0) / self.speed
                     counter.keys.append((react, str(reason)))
 
-    def _count_stored(self, store: Store) -> int:
+    def _count_stored(self, store: Reader) -> int:
         total = 0
         for counter in self.counters:
-            row = store.execute(
-                "SELECT count(*) FROM ratings WHERE device = ? AND seq > ?",
-                (counter.terminal.device, counter.start_seq),
-            ).fetchone()
-            counter.stored = int(row[0])
+            counter.stored = store.stored_after(counter.terminal.device, counter.start_seq)
             total += counter.stored
         return total
 
@@ -211,7 +219,7 @@ class Demo:
 
     # -- stopping -----------------------------------------------------------------------------------
 
-    def _finish(self, store: Store, started: float, first_stored_s: float | None) -> dict[str, Any]:
+    def _finish(self, store: Reader, started: float, first_stored_s: float | None) -> dict[str, Any]:
         drained = True
         for counter in self.counters:
             counter.terminal.send("logout")  # the clerks leave; presses still on their way are handled first
@@ -234,11 +242,7 @@ class Demo:
         for counter in self.counters:
             thanked = {s for s in counter.terminal.thanked if s > counter.start_seq}
             recorded = {s for s in counter.terminal.recorded if s > counter.start_seq}
-            rows = store.execute(
-                "SELECT seq, boot, mono FROM (SELECT seq, record, json_extract(record, '$.boot') AS boot, "
-                "json_extract(record, '$.mono') AS mono FROM ratings WHERE device = ? AND seq > ?)",
-                (counter.terminal.device, counter.start_seq),
-            ).fetchall()
+            rows = store.presses_after(counter.terminal.device, counter.start_seq)
             seqs = {row[0] for row in rows}
             presses = {(row[1], row[2]) for row in rows}
             pressed += len(thanked)
@@ -263,7 +267,7 @@ class Demo:
             "rejects": store.reject_counts(),
         }
 
-    def _tables(self, store: Store) -> str:
+    def _tables(self, store: Reader) -> str:
         today = datetime.now(self.tz).date().isoformat()
         period = parse_period(today)
         timeout_score = HubConfig().timeout_score
@@ -276,7 +280,5 @@ class Demo:
 
 
 def _head(terminal: TerminalProcess) -> int:
-    for event in terminal.events:
-        if event.get("event") == "ready":
-            return int(event["head"])
-    return 0
+    ready = terminal.of(Ready)
+    return ready[0].head if ready else 0

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from hub.store import Store
+from hub import registry
+from hub.db import Database
+from hub.writer import Writer
 from protocol import GENESIS, Channel, Kind, Rating, SigningKey, decode_ack, leaf_hash, seal_batch, topic
 
 __all__ = ["Fleet", "broker_ceiling", "verify_rate"]
@@ -66,11 +68,16 @@ class Fleet:
         self.total_records = devices * records
         self.total_messages = sum(len(d.messages) for d in self.devices)
 
-    def register(self, store: Store) -> None:
-        for index in range(50):
-            store.add_staff(f"S{index:03d}", name="", department=f"D{index % 4}")
-        for device, key in self.keys.items():
-            store.add_device(device, key.public.hex, department="bench")
+    def register(self, writer: Writer) -> None:
+        """Register the fleet's terminals and 50 staff members at the hub, in one transaction."""
+
+        def register(db: Database) -> None:
+            for index in range(50):
+                registry.add_staff(db, f"S{index:03d}", name="", department=f"D{index % 4}")
+            for device, key in self.keys.items():
+                registry.add_device(db, device, key.public.hex, department="bench")
+
+        writer.write(register)
 
     def messages(self) -> Iterator[tuple[str, int, bytes]]:
         """(device, last seq, wire bytes) of every message, the terminals taking turns."""

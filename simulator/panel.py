@@ -1,11 +1,11 @@
 """The host backend of the key panel: the panel's firmware, played on a real pseudo-terminal.
 
-The terminal's `device.panel.PanelLink` opens a serial device by path and runs pyserial on it. So
+The terminal's `device.io.panel.PanelLink` opens a serial device by path and runs pyserial on it. So
 that tests run that very code, the emulator gives it a real device: a pty whose slave side is in
 raw mode, published at a stable path of the caller's choosing (a symlink, as udev makes
 /dev/serial/by-id/... point at the current /dev/ttyACMn). A thread reads host frames from the
 master side and answers like the firmware described in protocol/PANEL.md: Pong to Ping, Hello to
-Identify, Ack to SetLeds and Beep, Nak to a frame it cannot use.
+Identify, FrameAck to SetLeds and Beep, FrameNak to a frame it cannot use.
 
 Faults, each like the hardware's:
 
@@ -65,7 +65,7 @@ class PanelEmulator:
         self._write_lock = threading.Lock()  # one frame at a time on the master side
         self._pty: _Pty | None = None
         self._decoder = wire.FrameDecoder(on_drop=self._refuse)
-        self._naks_due: list[wire.Nak] = []
+        self._naks_due: list[wire.FrameNak] = []
         self._seq = 0
         self._booted_at = time.monotonic()
         self._held_ms = 0  # key holds that press() put on the panel clock without waiting them out
@@ -263,19 +263,19 @@ class PanelEmulator:
                 return wire.Hello(fw=self.fw, serial=self.serial)
             case wire.SetLeds():
                 self._set_leds(frame.states)
-                return wire.Ack(ref=frame.seq)
+                return wire.FrameAck(ref=frame.seq)
             case wire.Beep():
                 self.beeps.append(frame.pattern)
-                return wire.Ack(ref=frame.seq)
+                return wire.FrameAck(ref=frame.seq)
             case _:  # a panel -> host type: not a command
-                return wire.Nak(ref=frame.seq, code=wire.NakCode.UNKNOWN_TYPE)
+                return wire.FrameNak(ref=frame.seq, code=wire.NakCode.UNKNOWN_TYPE)
 
     def _refuse(self, dropped: wire.Dropped) -> None:
         """A frame with a good CRC that the firmware cannot use is answered; damaged ones are not."""
         if dropped.seq is None:
             return
         code = wire.NakCode.UNKNOWN_TYPE if dropped.reason is wire.DropReason.UNKNOWN_TYPE else wire.NakCode.BAD_BODY
-        self._naks_due.append(wire.Nak(ref=dropped.seq, code=code))
+        self._naks_due.append(wire.FrameNak(ref=dropped.seq, code=code))
 
     def _set_leds(self, states: tuple[wire.LedState, ...]) -> None:
         self.leds = states

@@ -17,7 +17,9 @@ from pathlib import Path
 
 from device import identity
 from device.outbox import Outbox
-from hub.store import Store
+from hub import registry
+from hub.store import rebuild_counts
+from hub.writer import Writer
 from protocol import GENESIS, Kind, Rating, leaf_hash
 
 __all__ = ["fleet_with_backlog", "hub_with_ratings"]
@@ -81,19 +83,20 @@ def fleet_with_backlog(cache: Path, *, devices: int, per_device: int) -> tuple[P
 def hub_with_ratings(cache: Path, *, ratings: int, month: str = "2026-11", staff: int = 200) -> Path:
     """An SQLite hub database with `ratings` ratings in one month, and their daily counts."""
     if cache.exists():
+        Writer.open(f"sqlite:///{cache}", migrate=True).close()  # a cache an older version built
         return cache
     building = cache.with_name(cache.name + ".building")
     building.unlink(missing_ok=True)
-    store = Store.open(f"sqlite:///{building}")
+    writer = Writer.open(f"sqlite:///{building}")
     for index in range(staff):
-        store.add_staff(f"S{index:03d}", name="", department=f"D{index % 8}")
+        writer.write(registry.add_staff, f"S{index:03d}", name="", department=f"D{index % 8}")
     rng = random.Random(1)
     insert = (
         "INSERT INTO ratings(device, seq, kind, staff, score, amends, flags, department, counter, t_device, at_ms, "
         "day, stored_ms, prev, hash, record, boot, mono, time_source) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
-    with store.transaction():
+    with writer.transaction() as db:
         rows = []
         for index in range(ratings):
             person = index % staff
@@ -124,10 +127,10 @@ def hub_with_ratings(cache: Path, *, ratings: int, month: str = "2026-11", staff
                 )
             )
             if len(rows) == 100_000:
-                store.executemany(insert, rows)
+                db.executemany(insert, rows)
                 rows.clear()
-        store.executemany(insert, rows)
-    store.rebuild_counts()
-    store.close()
+        db.executemany(insert, rows)
+    writer.write(rebuild_counts)
+    writer.close()
     building.rename(cache)
     return cache

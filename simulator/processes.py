@@ -5,7 +5,8 @@ Each child gets a pipe as its standard input and stops when it reaches end of in
 
 Every process here is the product's own command (or Mosquitto) started as a child; tests kill them
 with real signals. Terminals report what they do as JSON lines (`--events jsonl`), which
-`TerminalProcess` turns into state that callers wait on (`wait_for`) instead of sleeping.
+`TerminalProcess` reads back as typed events (device.events) and turns into state that callers
+wait on (`wait_for`) instead of sleeping.
 """
 
 from __future__ import annotations
@@ -23,7 +24,23 @@ import time
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
+
+from device.events import (
+    Acked,
+    Error,
+    HubBehind,
+    Offline,
+    Online,
+    Ready,
+    Recorded,
+    Shown,
+    TerminalEvent,
+    Thanked,
+    from_json,
+)
+
+E = TypeVar("E", bound=TerminalEvent)
 
 __all__ = [
     "AmqttBroker",
@@ -33,6 +50,7 @@ __all__ = [
     "MosquittoBroker",
     "ProcessError",
     "TerminalProcess",
+    "TerminalWatch",
     "free_port",
     "wait_until",
 ]
@@ -242,7 +260,7 @@ class HubProcess(ChildProcess):
         argv = [
             PYTHON,
             "-m",
-            "simulator.cli",
+            "pingjia",
             "hub",
             "serve",
             "--db",
@@ -276,10 +294,11 @@ def wait_hub_online(
     started_ms: int = 0,
 ) -> None:
     """Wait for a hub worker's online status from a session begun at or after `started_ms` (a hub's
-    session id is its start time in ms, shifted left by 20 bits), so that the retained status of a
-    hub killed a moment ago does not count."""
-    from device.mqtt import Inbound, MqttSession, parse_broker_url
-    from protocol import ProtocolError, StatusState, decode_status, hub_status_topic
+    session id carries its start time: protocol.session), so that the retained status of a hub
+    killed a moment ago does not count."""
+    from protocol import ProtocolError, StatusState, decode_status, hub_started_ms, hub_status_topic
+    from runtime.link import Inbound
+    from runtime.mqtt import MqttSession, parse_broker_url
 
     name = hub_status_topic(client_id)
     online = threading.Event()
@@ -290,7 +309,7 @@ def wait_hub_online(
                 status = decode_status(event.payload)
             except ProtocolError:
                 return
-            if status.state is StatusState.ONLINE and status.session >> 20 >= started_ms:
+            if status.state is StatusState.ONLINE and hub_started_ms(status.session) >= started_ms:
                 online.set()
 
     watcher = MqttSession(
@@ -314,7 +333,81 @@ def wait_hub_online(
         watcher.stop()
 
 
-class TerminalProcess:
+class TerminalWatch:
+    """What a terminal reported (device.events), in order, and the state callers wait on
+    (`wait_for`) instead of sleeping. A terminal process, or one running in this process, feeds it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.device = ""
+        self.thanked: list[int] = []  # seqs thanked, across restarts
+        self.recorded: dict[int, Recorded] = {}  # every record stored, by seq: kind, flags, staff
+        self.thanked_at: dict[int, float] = {}  # seq -> time.monotonic() when the thanks was reported
+        self.acked = 0
+        self.online = False
+        self.ready = False
+        self.state = ""
+        self.events: list[TerminalEvent] = []  # everything it reported, in order
+        self._condition = threading.Condition()
+
+    def take(self, event: TerminalEvent) -> None:
+        """One more reported event (from any thread)."""
+        with self._condition:
+            self.events.append(event)
+            self._follow(event)
+            self._condition.notify_all()
+
+    def _follow(self, event: TerminalEvent) -> None:
+        match event:
+            case Ready():
+                self.device, self.state, self.ready = event.device, event.state, True
+                self.acked = max(self.acked, event.acked)
+            case Thanked():
+                self.thanked.append(event.seq)
+                self.thanked_at[event.seq] = time.monotonic()
+            case Recorded():
+                self.recorded[event.seq] = event
+            case Acked():
+                self.acked = max(self.acked, event.upto)
+            case HubBehind():  # the hub lost records it had acked: they go again
+                self.acked = event.resend_from - 1
+            case Shown():
+                self.state = event.state
+            case Online():
+                self.online = True
+            case Offline():
+                self.online = False
+
+    def of(self, kind: type[E]) -> list[E]:
+        """What it reported of one kind, in order."""
+        with self._condition:
+            return [event for event in self.events if isinstance(event, kind)]
+
+    def errors(self) -> list[str]:
+        return [event.detail for event in self.of(Error)]
+
+    def _gone(self) -> str | None:
+        """Why the terminal can no longer report anything, if so."""
+        return None
+
+    def wait_for(self, predicate: Callable[[Any], object], timeout_s: float, what: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        with self._condition:
+            while not predicate(self):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ProcessError(f"{self.device or self.name}: timed out waiting for {what}")
+                gone = self._gone()
+                if gone is not None and not predicate(self):
+                    raise ProcessError(f"{self.device or self.name}: {gone} while waiting for {what}")
+                self._condition.wait(min(remaining, 0.5))
+
+    def notify(self) -> None:
+        with self._condition:
+            self._condition.notify_all()
+
+
+class TerminalProcess(TerminalWatch):
     """A terminal (`pingjia device run --events jsonl`) driven through its stdin (and, with
     `keys=panel` in its settings, through a key panel)."""
 
@@ -325,9 +418,10 @@ class TerminalProcess:
         broker_url: str | None,
         settings: Sequence[str] = (),
         log: Path | None = None,
-        on_event: Callable[[TerminalProcess, dict[str, Any]], None] | None = None,
+        on_event: Callable[[TerminalProcess, TerminalEvent], None] | None = None,
         clock_offset_file: Path | None = None,
     ) -> None:
+        super().__init__(str(data_dir))
         self.data_dir = data_dir
         self.broker_url = broker_url
         self.settings = list(settings)
@@ -335,23 +429,15 @@ class TerminalProcess:
         self.on_event = on_event
         self.clock_offset_file = clock_offset_file
         self.process: subprocess.Popen[bytes] | None = None
-        self.device = ""
-        self.thanked: list[int] = []  # seqs thanked, across restarts
-        self.recorded: dict[int, dict[str, Any]] = {}  # every record stored, by seq: kind, flags, staff
-        self.thanked_at: dict[int, float] = {}  # seq -> time.monotonic() when the thanks was reported
-        self.acked = 0
-        self.online = False
-        self.ready = False
-        self.state = ""
-        self.events: list[dict[str, Any]] = []
-        self._condition = threading.Condition()
         self._reader: threading.Thread | None = None
 
     def start(self) -> TerminalProcess:
+        # A simulated clock needs the simulator's runner of the same terminal; a plain one, the product's command.
+        runner = ["simulator.terminal", "--clock-offset-file", str(self.clock_offset_file)]
         argv = [
             PYTHON,
             "-m",
-            "simulator.cli",
+            *(runner if self.clock_offset_file is not None else ["pingjia"]),
             "device",
             "run",
             "--data",
@@ -366,8 +452,6 @@ class TerminalProcess:
             argv += ["--broker", self.broker_url]
         for assignment in self.settings:
             argv += ["--set", assignment]
-        if self.clock_offset_file is not None:
-            argv += ["--clock-offset-file", str(self.clock_offset_file)]
         with self._condition:
             self.ready = False
             self.online = False
@@ -380,51 +464,20 @@ class TerminalProcess:
         assert process.stdout is not None
         for raw in process.stdout:
             try:
-                event = json.loads(raw)
-            except ValueError:
+                event = from_json(json.loads(raw))
+            except (ValueError, TypeError):
                 continue
-            with self._condition:
-                self.events.append(event)
-                kind = event.get("event")
-                if kind == "ready":
-                    self.device = event["device"]
-                    self.state = event["state"]
-                    self.acked = max(self.acked, event["acked"])
-                    self.ready = True
-                elif kind == "thanked":
-                    self.thanked.append(event["seq"])
-                    self.thanked_at[event["seq"]] = time.monotonic()
-                elif kind == "recorded":
-                    self.recorded[event["seq"]] = event
-                elif kind == "acked":
-                    self.acked = max(self.acked, event["upto"])
-                elif kind == "hub_behind":  # the hub lost records it had acked: they go again
-                    self.acked = event["resend_from"] - 1
-                elif kind == "display":
-                    self.state = event["state"]
-                elif kind == "online":
-                    self.online = True
-                elif kind == "offline":
-                    self.online = False
-                self._condition.notify_all()
+            if event is None:
+                continue
+            self.take(event)
             if self.on_event is not None:
                 self.on_event(self, event)
-        with self._condition:
-            self._condition.notify_all()
+        self.notify()
 
-    def wait_for(self, predicate: Callable[[TerminalProcess], object], timeout_s: float, what: str) -> None:
-        deadline = time.monotonic() + timeout_s
-        with self._condition:
-            while not predicate(self):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise ProcessError(f"{self.device or self.data_dir}: timed out waiting for {what}")
-                if self.process is not None and self.process.poll() is not None and not predicate(self):
-                    raise ProcessError(
-                        f"{self.device or self.data_dir}: exited ({self.process.returncode}) "
-                        f"while waiting for {what}; see {self.log}"
-                    )
-                self._condition.wait(min(remaining, 0.5))
+    def _gone(self) -> str | None:
+        if self.process is not None and self.process.poll() is not None:
+            return f"exited ({self.process.returncode}); see {self.log}"
+        return None
 
     def send(self, line: str) -> bool:
         """Write one input line; False if the terminal is gone."""

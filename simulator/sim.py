@@ -34,8 +34,11 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from device import identity
-from device.settings import Settings
-from hub.store import Store
+from device.events import Misuse, Recorded, TerminalEvent
+from device.state import StateDocument
+from hub import registry
+from hub.queries import Reader
+from hub.writer import Writer
 from protocol import Channel, Command, CommandName, encode_command, topic
 from protocol.panel import INVITE_KEY
 from simulator.customers import DEPARTMENTS, StaffProfile, make_staff
@@ -113,7 +116,7 @@ class Sim:
 
     # -- setting up ----------------------------------------------------------------------------------
 
-    def _hall(self, store: Store, url: str) -> list[Desk]:
+    def _hall(self, writer: Writer, url: str) -> list[Desk]:
         departments = DEPARTMENTS[: max(1, min(4, (self.devices + 2) // 3))]
         staff = make_staff(self.devices + (self.devices + 1) // 2, len(departments), random.Random(self.seed))
         fakers = min(self.devices, max(len(FAKES), len(staff) // 8))  # a few, each way of faking at least once
@@ -137,8 +140,10 @@ class Sim:
                 made = identity.load(folder)
             else:
                 made = identity.create(folder, f"desk-{index + 1:02d}")
-            store.add_device(made.device, made.public_hex, department=department, counter=f"{index + 1}号窗口")
-            cards = Settings(folder / identity.SETTINGS_FILE)
+            writer.write(
+                registry.add_device, made.device, made.public_hex, department=department, counter=f"{index + 1}号窗口"
+            )
+            cards = StateDocument(folder / identity.STATE_FILE)
             cards.update(cards={c.card.hex(): c.profile.staff for c in clerks}, staff=None)
             cards.close()
             panel = PanelEmulator(link=(self.data / f"panel-{index + 1:02d}").resolve(), serial=f"PJP-{index + 1:06d}")
@@ -153,7 +158,9 @@ class Sim:
                 Desk(index=index, department=department, terminal=terminal, panel=panel, regular=regular, relief=relief)
             )
         for clerk in clerks:
-            store.add_staff(clerk.profile.staff, name=clerk.profile.name, department=clerk.profile.department)
+            writer.write(
+                registry.add_staff, clerk.profile.staff, name=clerk.profile.name, department=clerk.profile.department
+            )
         for department in departments:
             self._queues[department] = deque()
         return desks
@@ -183,7 +190,7 @@ class Sim:
     def run(self) -> dict[str, Any]:
         self.data.mkdir(parents=True, exist_ok=True)
         db = f"sqlite:///{self.data / 'hub.sqlite3'}"
-        store = Store.open(db)
+        writer = Writer.open(db)
         broker: BrokerProcess | None = None
         if self.broker_url is None:
             broker = (
@@ -195,8 +202,8 @@ class Sim:
         else:
             url = self.broker_url
         hub = HubProcess(db=db, broker_url=url, log=self.data / "logs" / "hub.log").start()
-        desks = self._hall(store, url)
-        store.close()
+        desks = self._hall(writer, url)
+        writer.close()
         queue_system = _QueueSystem(url)
         try:
             hub.wait_online()
@@ -349,13 +356,13 @@ class Sim:
             desk.panel.press(5 if what == "fake_press" else 3 if what == "covered_press" else detail)
 
     def _watch(self, desk: Desk) -> Any:
-        def on_event(terminal: TerminalProcess, event: dict[str, Any]) -> None:
-            if event.get("event") != "recorded" or event.get("kind") != "press":
+        def on_event(terminal: TerminalProcess, event: TerminalEvent) -> None:
+            if not isinstance(event, Recorded) or event.kind != "press":
                 return
             with self._lock:
                 if desk.expect_fake:
                     fake = desk.expect_fake.pop(0)
-                    self._truth(desk, fake["kind"], fake["intended"], seq=event["seq"])
+                    self._truth(desk, fake["kind"], fake["intended"], seq=event.seq)
 
         return on_event
 
@@ -385,7 +392,7 @@ class Sim:
         (self.data / "ground_truth.jsonl").write_text(
             "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in self.truth), encoding="utf-8"
         )
-        reader = Store.open(db, create=False)
+        reader = Reader.open(db)
         lost = stored = 0
         kinds: Counter[str] = Counter()
         flags: Counter[str] = Counter()
@@ -395,10 +402,10 @@ class Sim:
             lost += len(recorded - seqs) + len(set(desk.terminal.thanked) - seqs)
             stored += len(recorded & seqs)
             for event in desk.terminal.recorded.values():
-                kinds[event["kind"]] += 1
-                for flag in event.get("flags", []):
+                kinds[event.kind] += 1
+                for flag in event.flags:
                     flags[flag] += 1
-        alarms = sum(1 for d in desks for e in d.terminal.events if e.get("event") == "misuse")
+        alarms = sum(len(d.terminal.of(Misuse)) for d in desks)
         reader.close()
         return {
             "simulated_hours": self.hours,
@@ -428,7 +435,7 @@ class _QueueSystem:
     """The hall's queue system: it asks terminals to invite, over MQTT, with the ticket."""
 
     def __init__(self, url: str) -> None:
-        from device.mqtt import parse_broker_url
+        from runtime.mqtt import parse_broker_url
 
         parsed = parse_broker_url(url)
         version = paho.MQTTv311 if parsed.protocol == "3.1.1" else paho.MQTTv5

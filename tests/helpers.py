@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
-from device import identity
-from hub.store import Store
-from protocol import GENESIS, Kind, Rating, SigningKey, leaf_hash, seal_batch
+from hub import registry
+from hub.db import Database
+from hub.queries import Reader
+from hub.writer import Writer
+from protocol import GENESIS, Health, Kind, PanelState, Rating, SigningKey, encode_health, leaf_hash, seal_batch
+
+T = TypeVar("T")
 
 
 def chain(
@@ -44,14 +50,50 @@ def batch_bytes(key: SigningKey, records: list[Rating]) -> bytes:
     return seal_batch(key, records[0].device, records[0].seq, bodies, leaf_hash(bodies[-1]))
 
 
+def health_bytes(**changes: object) -> bytes:
+    """A terminal's heartbeat (d1, boot-1, at 1_763_800_000_000), with `changes` to its fields."""
+    fields: dict[str, object] = {
+        "device": "d1",
+        "t": 1_763_800_000_000,
+        "boot": "boot-1",
+        "mono": 0,
+        "fw": "0.1.0",
+        "uptime_s": 5,
+        "state": "idle",
+        "panel": PanelState.CONNECTED,
+        "outbox_depth": 0,
+        "free_disk_bytes": 10**9,
+        "misuse_alarms": 0,
+        "rejected": 0,
+        "session": 1,
+    }
+    fields.update(changes)
+    return encode_health(Health(**fields))  # type: ignore[arg-type]
+
+
 def make_terminals(
-    store: Store, workdir: Path, count: int, *, department: str = "综合受理", prefix: str = "t"
+    writer: Writer, workdir: Path, count: int, *, department: str = "综合受理", prefix: str = "t"
 ) -> list[Path]:
-    """Create `count` terminal identities under workdir and register them at the hub."""
-    folders = []
-    for index in range(count):
-        folder = workdir / f"{prefix}{index + 1:02d}"
-        made = identity.create(folder, f"{prefix}{index + 1:02d}")
-        store.add_device(made.device, made.public_hex, department=department, counter=str(index + 1))
-        folders.append(folder)
-    return folders
+    """Create `count` terminal identities under workdir and register them at the hub (one transaction)."""
+    from device import identity  # only tests that start terminals need the terminal's code
+
+    made = [identity.create(workdir / f"{prefix}{index + 1:02d}", f"{prefix}{index + 1:02d}") for index in range(count)]
+
+    def register(db: Database) -> None:
+        for index, terminal in enumerate(made):
+            registry.add_device(db, terminal.device, terminal.public_hex, department=department, counter=str(index + 1))
+
+    writer.write(register)
+    return [workdir / f"{prefix}{index + 1:02d}" for index in range(count)]
+
+
+def read(db: str, query: Callable[[Reader], T]) -> T:
+    """One query on a read-only connection of its own, as a reader beside a running hub makes it."""
+    with Reader.open(db) as reader:
+        return query(reader)
+
+
+def upto(db: str, device: str) -> int:
+    """The hub's watermark of `device` (0 if it is not registered)."""
+    entry = read(db, lambda reader: reader.device(device))
+    return 0 if entry is None else entry.upto

@@ -122,8 +122,8 @@ PANEL_FRAMES: dict[type[panel.Frame], st.SearchStrategy[panel.Frame]] = {
     panel.KeyUp: st.builds(panel.KeyUp, seq=panel_seqs, key=panel_keys, panel_ms=panel_u32),
     panel.Card: st.builds(panel.Card, seq=panel_seqs, uid=st.binary(min_size=1, max_size=panel.MAX_UID_BYTES)),
     panel.Pong: st.builds(panel.Pong, seq=panel_seqs, token=panel_u32),
-    panel.Ack: st.builds(panel.Ack, seq=panel_seqs, ref=panel_seqs),
-    panel.Nak: st.builds(panel.Nak, seq=panel_seqs, ref=panel_seqs, code=st.integers(0, 0xFF)),
+    panel.FrameAck: st.builds(panel.FrameAck, seq=panel_seqs, ref=panel_seqs),
+    panel.FrameNak: st.builds(panel.FrameNak, seq=panel_seqs, ref=panel_seqs, code=st.integers(0, 0xFF)),
     panel.Ping: st.builds(panel.Ping, seq=panel_seqs, token=panel_u32),
     panel.Identify: st.builds(panel.Identify, seq=panel_seqs),
     panel.SetLeds: st.builds(

@@ -7,14 +7,15 @@ really happened, from the terminal's monotonic clock and the hub offset in its h
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from hub.store import Store
+from device.events import ClockJumped
+from hub.queries import Reader
+from hub.writer import Writer
+from pingjia.cli import main
 from simulator.processes import HubProcess, MosquittoBroker, TerminalProcess, wait_until
 from tests.helpers import make_terminals
 
@@ -24,12 +25,11 @@ TWO_HOURS_MS = 2 * 3600 * 1000
 
 
 def test_a_wrong_clock_and_its_jump_neither_reorder_seqs_nor_misplace_ratings(
-    mosquitto: MosquittoBroker, tmp_path: Path
+    mosquitto: MosquittoBroker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
-    store = Store.open(db)
-    [folder] = make_terminals(store, tmp_path, 1)
-    store.close()
+    with Writer.open(db) as writer:
+        [folder] = make_terminals(writer, tmp_path, 1)
     hub = HubProcess(db=db, broker_url=mosquitto.url, log=tmp_path / "hub.log").start()
     hub.wait_online()
     offset = tmp_path / "clock-offset"
@@ -58,18 +58,17 @@ def test_a_wrong_clock_and_its_jump_neither_reorder_seqs_nor_misplace_ratings(
             press()
         terminal.wait_for(lambda t: t.acked >= 3, 20, "the hub's ack")
         offset.write_text("0")  # NTP syncs: the wall clock jumps two hours forward
-        terminal.wait_for(lambda t: any(e.get("event") == "clock_jump" for e in t.events), 10, "the jump noticed")
+        terminal.wait_for(lambda t: bool(t.of(ClockJumped)), 10, "the jump noticed")
         for _ in range(3):
             press()
         terminal.wait_for(lambda t: t.acked >= 6, 20, "all acked")
-        jump = next(e for e in terminal.events if e.get("event") == "clock_jump")
-        assert abs(jump["ms"] - TWO_HOURS_MS) < 1_000
+        jump = terminal.of(ClockJumped)[0]
+        assert abs(jump.ms - TWO_HOURS_MS) < 1_000
         assert terminal.thanked == [1, 2, 3, 4, 5, 6]  # seq order is press order, whatever the clock did
 
         def placed() -> list[tuple[int, int, int, str]]:
-            reader = Store.open(db, create=False)
-            rows = reader.execute("SELECT seq, t_device, at_ms, time_source FROM ratings ORDER BY seq").fetchall()
-            reader.close()
+            with Reader.open(db) as reader:
+                rows = reader.execute("SELECT seq, t_device, at_ms, time_source FROM ratings ORDER BY seq").fetchall()
             return [tuple(row) for row in rows]
 
         # Once a heartbeat with the hub offset has arrived, every record sits at its real time.
@@ -83,13 +82,9 @@ def test_a_wrong_clock_and_its_jump_neither_reorder_seqs_nor_misplace_ratings(
         assert all(abs(t_device - pressed_at[seq] + TWO_HOURS_MS) < 2_000 for seq, t_device, *_ in rows[:3])
         assert [source for *_, source in rows[3:]] == ["device"] * 3  # the synced clock was trusted
         # The terminal's health and its jump reached the hub: what `pingjia hub devices` shows.
-        listing = subprocess.run(
-            [sys.executable, "-m", "simulator.cli", "hub", "devices", "--db", db],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        [device] = json.loads(listing.stdout)
+        capsys.readouterr()
+        assert main(["hub", "devices", "--db", db]) == 0
+        [device] = json.loads(capsys.readouterr().out)
         assert device["status"] == "online"
         assert device["health"]["staff"] == "E1"
         assert device["health"]["outbox_depth"] == 0

@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from device.events import HubBehind
+from hub import registry
 from hub.audit import audit
-from hub.store import Store
+from hub.queries import Reader
+from hub.writer import Writer
 from simulator.processes import HubProcess, MosquittoBroker, TerminalProcess
 from tests.helpers import make_terminals
 
@@ -53,10 +56,9 @@ class Customers(threading.Thread):
 @pytest.fixture
 def hall(tmp_path: Path, mosquitto: MosquittoBroker) -> Iterator[tuple[str, list[TerminalProcess], HubProcess]]:
     db = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
-    store = Store.open(db)
-    store.add_staff("E1", name="王芳", department="综合受理")
-    folders = make_terminals(store, tmp_path, 4)
-    store.close()
+    with Writer.open(db) as writer:
+        writer.write(registry.add_staff, "E1", name="王芳", department="综合受理")
+        folders = make_terminals(writer, tmp_path, 4)
     hub = HubProcess(db=db, broker_url=mosquitto.url, log=tmp_path / "hub.log").start()
     hub.wait_online()
     terminals = [
@@ -84,18 +86,17 @@ def drain_and_check(db: str, terminals: list[TerminalProcess]) -> int:
         terminal.send("logout")
         terminal.wait_for(lambda t: t.state == "closed", 30, "the terminal to close")
         terminal.wait_for(lambda t: t.acked >= t.last_thanked, 90, "the hub to ack every thanked rating")
-    store = Store.open(db, create=False)
-    total = 0
-    for terminal in terminals:
-        thanked = terminal.thanked
-        assert len(thanked) == len(set(thanked)), "a seq was thanked twice"
-        stored = store.stored_seqs(terminal.device)
-        assert stored == sorted(terminal.recorded), f"{terminal.device}: stored != recorded"
-        assert set(thanked) <= set(stored), f"{terminal.device}: a thanked rating is missing"
-        total += len(stored)
-    assert store.rating_count() == total  # nothing stored twice, nothing extra
-    assert audit(store)["problems"] == []
-    store.close()
+    with Reader.open(db) as reader:
+        total = 0
+        for terminal in terminals:
+            thanked = terminal.thanked
+            assert len(thanked) == len(set(thanked)), "a seq was thanked twice"
+            stored = reader.stored_seqs(terminal.device)
+            assert stored == sorted(terminal.recorded), f"{terminal.device}: stored != recorded"
+            assert set(thanked) <= set(stored), f"{terminal.device}: a thanked rating is missing"
+            total += len(stored)
+        assert reader.rating_count() == total  # nothing stored twice, nothing extra
+        assert audit(reader)["problems"] == []
     return total
 
 
@@ -167,7 +168,7 @@ def restore(hub: HubProcess, path: Path, backup: Path) -> None:
 
 def saw_hub_behind(terminal: TerminalProcess) -> bool:
     """The terminal has seen the hub answer below what it acked, and is sending those records again."""
-    return any(e.get("event") == "hub_behind" for e in terminal.events)
+    return bool(terminal.of(HubBehind))
 
 
 def test_a_hub_restored_from_an_older_backup_gets_back_what_it_lost(

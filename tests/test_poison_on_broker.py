@@ -13,13 +13,15 @@ from pathlib import Path
 import pytest
 
 from device import identity
+from device.events import HealthReported, Refused
 from device.outbox import Outbox
+from hub import registry
 from hub.config import HubConfig
 from hub.ingest import Ingest
-from hub.store import Store
+from hub.writer import Writer
 from protocol import Channel, limits, topic
 from simulator.processes import HubProcess, MosquittoBroker, TerminalProcess, wait_until
-from tests.helpers import batch_bytes, chain, make_terminals
+from tests.helpers import batch_bytes, chain, make_terminals, read
 from tests.rawclient import RawClient
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -45,11 +47,10 @@ def test_the_hub_survives_a_poison_batch_and_a_retained_poison_health_and_so_doe
     mosquitto: MosquittoBroker, tmp_path: Path
 ) -> None:
     db = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
-    store = Store.open(db)
     key = identity.create(tmp_path / "good", "good").key
-    store.add_device("good", key.public.hex, department="A")
-    store.add_device("evil", key.public.hex, department="A")
-    store.close()
+    with Writer.open(db) as writer:
+        writer.write(registry.add_device, "good", key.public.hex, department="A")
+        writer.write(registry.add_device, "evil", key.public.hex, department="A")
     records = chain(key, "good", 3)
     client = RawClient(mosquitto.port, "attacker")
     client.subscribe("pingjia/v1/good/ack")
@@ -81,7 +82,7 @@ def test_the_hub_survives_a_poison_batch_and_a_retained_poison_health_and_so_doe
         ("malformed", len(poison_number(batch_bytes(key, chain(key, "evil", 1)), b"first")))
     ]
     assert rejects(db, health) == [("malformed", len(health_poison))]
-    assert Store.open(db).stored_seqs("good") == [1, 2, 3]
+    assert read(db, lambda reader: reader.stored_seqs("good")) == [1, 2, 3]
     log = (tmp_path / "hub.log").read_text()
     assert "Traceback" not in log
     assert "leaked semaphore" not in log  # the killed hub's preparing processes left nothing behind
@@ -91,9 +92,8 @@ def test_a_terminal_survives_retained_poison_on_the_hub_status_and_its_command_t
     mosquitto: MosquittoBroker, tmp_path: Path
 ) -> None:
     db = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
-    store = Store.open(db)
-    (folder,) = make_terminals(store, tmp_path, 1)
-    store.close()
+    with Writer.open(db) as writer:
+        (folder,) = make_terminals(writer, tmp_path, 1)
     attacker = RawClient(mosquitto.port, "attacker")
     status_poison = b'{"device":"evil-hub","session":' + HUGE + b',"state":"online","type":"status","v":1}'
     command_poison = b'{"cmd":"login","device":"t01","staff":"E1","type":"cmd","v":' + HUGE + b"}"
@@ -103,7 +103,7 @@ def test_a_terminal_survives_retained_poison_on_the_hub_status_and_its_command_t
     terminal = TerminalProcess(folder, broker_url=mosquitto.url, settings=SETTINGS, log=tmp_path / "t01.log")
 
     def unreadable(t: TerminalProcess) -> list[str]:
-        return [e["detail"] for e in t.events if e.get("event") == "error" and "unreadable" in e.get("detail", "")]
+        return [detail for detail in t.errors() if "unreadable" in detail]
 
     try:
         hub.wait_online()
@@ -134,7 +134,7 @@ def test_a_terminal_survives_retained_poison_on_the_hub_status_and_its_command_t
                 details = unreadable(terminal)
                 assert sum("unreadable hub status" in d for d in details) == 1
                 assert sum("unreadable command" in d for d in details) == 1
-                counted = [e["unreadable"] for e in terminal.events if e.get("event") == "health"]
+                counted = [e.fields["unreadable"] for e in terminal.of(HealthReported)]
                 assert counted[-1] == 3  # the terminal's health counts them for the hub and a technician
                 terminal.quit()
                 terminal.events.clear()
@@ -143,7 +143,7 @@ def test_a_terminal_survives_retained_poison_on_the_hub_status_and_its_command_t
         terminal.quit()
         hub.stop()
         attacker.close()
-    assert Store.open(db).stored_seqs("t01") == [1, 2, 3]
+    assert read(db, lambda reader: reader.stored_seqs("t01")) == [1, 2, 3]
 
 
 def test_a_terminal_and_a_hub_fed_the_largest_seq(mosquitto: MosquittoBroker, tmp_path: Path) -> None:
@@ -161,12 +161,11 @@ def test_a_terminal_and_a_hub_fed_the_largest_seq(mosquitto: MosquittoBroker, tm
             (before.seq, before.canonical(), before.hash()),
         )
         raw.execute("UPDATE meta SET value = ? WHERE key = 'acked'", (str(before.seq),))
-    store = Store.open(db)
-    store.add_device("t01", made.public_hex, department="A")
-    with store.transaction():
-        Ingest(store, HubConfig()).receive(topic("t01", Channel.RATINGS), batch_bytes(made.key, [before]), 0)
-    store.execute("UPDATE devices SET upto = ? WHERE id = 't01'", (before.seq,))
-    store.close()
+    with Writer.open(db) as writer:
+        writer.write(registry.add_device, "t01", made.public_hex, department="A")
+        with writer.transaction():
+            Ingest(writer, HubConfig()).receive(topic("t01", Channel.RATINGS), batch_bytes(made.key, [before]), 0)
+        writer.write(lambda conn: conn.execute("UPDATE devices SET upto = ? WHERE id = 't01'", (before.seq,)))
     hub = HubProcess(db=db, broker_url=mosquitto.url, log=tmp_path / "hub.log").start()
     terminal = TerminalProcess(tmp_path / "t01", broker_url=mosquitto.url, settings=SETTINGS, log=tmp_path / "t.log")
     try:
@@ -180,11 +179,11 @@ def test_a_terminal_and_a_hub_fed_the_largest_seq(mosquitto: MosquittoBroker, tm
         terminal.press(4)
         terminal.wait_for(lambda t: t.state == "out_of_service", 15, "out of service: no seq is left")
         terminal.press(3)
-        terminal.wait_for(lambda t: any(e.get("event") == "refused" for e in t.events), 15, "a press refused")
+        terminal.wait_for(lambda t: bool(t.of(Refused)), 15, "a press refused")
         assert terminal.thanked == [limits.MAX_SEQ]
         assert terminal.alive()
         assert hub.alive()
     finally:
         terminal.quit()
         hub.stop()
-    assert Store.open(db).stored_seqs("t01") == [limits.MAX_SEQ - 1, limits.MAX_SEQ]
+    assert read(db, lambda reader: reader.stored_seqs("t01")) == [limits.MAX_SEQ - 1, limits.MAX_SEQ]

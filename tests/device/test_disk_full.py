@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from device import identity
+from device.events import HealthReported, Refused
 from device.outbox import Outbox
 from simulator.processes import TerminalProcess
 from tests.conftest import IN_CI
@@ -77,11 +78,11 @@ def test_a_full_disk_takes_the_terminal_out_of_service_and_never_thanks_a_lost_r
         terminal.wait_for(lambda t: t.state == "out_of_service", 30, "out of service")
 
         def refused(t: TerminalProcess) -> int:
-            return sum(e.get("event") == "refused" and e.get("reason") == "out_of_service" for e in t.events)
+            return sum(e.reason == "out_of_service" for e in t.of(Refused))
 
         terminal.wait_for(lambda t: refused(t) >= 1, 30, "presses refused while out of service")
-        assert any("out of service" in e.get("detail", "") for e in terminal.events if e.get("event") == "error")
-        assert any(e.get("event") == "health" and e["state"] == "out_of_service" for e in terminal.events)
+        assert any("out of service" in detail for detail in terminal.errors())
+        assert any(e.fields["state"] == "out_of_service" for e in terminal.of(HealthReported))
         thanked_while_full = list(terminal.thanked)
         os.remove(filler)  # the technician frees the disk
         terminal.wait_for(lambda t: t.state == "idle", 30, "the terminal to come back by itself")
@@ -111,10 +112,10 @@ def test_a_power_cut_while_the_disk_is_full_restarts_out_of_service_and_recovers
         terminal.start()
         terminal.wait_for(lambda t: t.ready, 20, "the terminal to start on a full disk")
         assert terminal.state == "out_of_service"
-        assert any("out of service" in e.get("detail", "") for e in terminal.events if e.get("event") == "error")
+        assert any("out of service" in detail for detail in terminal.errors())
         terminal.press(4)
         terminal.wait_for(
-            lambda t: any(e.get("reason") == "out_of_service" for e in t.events if e.get("event") == "refused"),
+            lambda t: any(e.reason == "out_of_service" for e in t.of(Refused)),
             10,
             "the press refused, not thanked",
         )
@@ -140,7 +141,7 @@ def test_a_terminal_that_cannot_open_its_outbox_waits_for_it_instead_of_exiting(
     terminal.start()
     try:
         terminal.wait_for(
-            lambda t: any("cannot open outbox" in e.get("detail", "") for e in t.events), 20, "the terminal to say why"
+            lambda t: any("cannot open outbox" in detail for detail in t.errors()), 20, "the terminal to say why"
         )
         assert terminal.alive(), "the terminal exited instead of waiting"
         assert not terminal.ready

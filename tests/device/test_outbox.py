@@ -5,13 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from device.outbox import _TAIL_RECORDS, Outbox, OutboxError
+from device.errors import OutboxError
+from device.outbox import _TAIL_RECORDS, Outbox
 from protocol import GENESIS, Kind, Rating, decode_batch, seal_batch, verify_batch
 from protocol.limits import MAX_MESSAGE_BYTES
 from tests.strategies import KEY
 
 
-def builder(score: int = 5, contact: str | None = None):  # type: ignore[no-untyped-def]
+def builder(score: int = 5, contact: str | None = None):
     def build(seq: int, prev: str) -> Rating:
         return Rating(
             device="d1",

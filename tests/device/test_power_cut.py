@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from device import identity
+from device.events import Thanked
 from device.outbox import Outbox
 from simulator.processes import TerminalProcess
 
@@ -61,8 +62,8 @@ def test_sigkill_at_random_moments_loses_no_thanked_rating_and_never_reuses_a_se
         terminal.kill()
         kills += 1
         for event in terminal.events:
-            if event.get("event") == "thanked":
-                seq, digest = event["seq"], event["hash"]
+            if isinstance(event, Thanked):
+                seq, digest = event.seq, event.hash
                 assert thanked.get(seq, digest) == digest, (
                     f"seq {seq} thanked twice for different records (seed {seed})"
                 )

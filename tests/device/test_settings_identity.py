@@ -7,26 +7,27 @@ from pathlib import Path
 import pytest
 
 from device import identity
-from device.settings import Settings, SettingsError
+from device.errors import IdentityError, StateError
+from device.state import StateDocument
 
 
 def test_settings_survive_reopening_and_each_write_is_atomic(tmp_path: Path) -> None:
     path = tmp_path / "settings.json"
-    settings = Settings(path)
+    settings = StateDocument(path)
     settings.update(staff="E1", staff_since_ms=5)
     settings.update(staff="E2")
     settings.close()
     # A crash mid-write leaves at most a stray temporary file; the document itself is intact.
     (tmp_path / "settings.json.tmp").write_text('{"terminal": {"1": {"staff": "E', encoding="utf-8")
-    again = Settings(path)
+    again = StateDocument(path)
     assert again.read() == {"staff": "E2", "staff_since_ms": 5}
 
 
 def test_a_corrupt_settings_file_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "settings.json"
     path.write_text("{not json", encoding="utf-8")
-    with pytest.raises(SettingsError, match="is not valid JSON"):
-        Settings(path).read()
+    with pytest.raises(StateError, match="is not valid JSON"):
+        StateDocument(path).read()
 
 
 def test_identity_key_is_private_and_the_id_is_derived_from_it(tmp_path: Path) -> None:
@@ -41,12 +42,12 @@ def test_identity_key_is_private_and_the_id_is_derived_from_it(tmp_path: Path) -
 
 def test_creating_twice_is_refused(tmp_path: Path) -> None:
     identity.create(tmp_path / "t", "c1")
-    with pytest.raises(identity.IdentityError, match="already has an identity"):
+    with pytest.raises(IdentityError, match="already has an identity"):
         identity.create(tmp_path / "t", "c1")
 
 
 def test_a_bad_device_id_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(identity.IdentityError, match=r"must be 1\.\.64"):
+    with pytest.raises(IdentityError, match=r"must be 1\.\.64"):
         identity.create(tmp_path / "t", "has space")
 
 
@@ -54,7 +55,7 @@ def test_a_lost_outbox_is_refused_rather_than_reusing_seqs(tmp_path: Path) -> No
     identity.create(tmp_path / "t", "c1")
     os.remove(tmp_path / "t" / identity.OUTBOX_FILE)
     loaded = identity.load(tmp_path / "t")
-    with pytest.raises(identity.IdentityError, match="refusing to restart seqs"):
+    with pytest.raises(IdentityError, match="refusing to restart seqs"):
         identity.open_outbox(loaded)
 
 
@@ -63,14 +64,14 @@ def test_a_swapped_outbox_is_refused(tmp_path: Path) -> None:
     identity.create(tmp_path / "b", "c1")
     os.replace(tmp_path / "b" / identity.OUTBOX_FILE, tmp_path / "a" / identity.OUTBOX_FILE)
     loaded = identity.load(tmp_path / "a")
-    with pytest.raises(identity.IdentityError, match="is not the one made with this identity"):
+    with pytest.raises(IdentityError, match="is not the one made with this identity"):
         identity.open_outbox(loaded)
 
 
 def test_a_readable_key_is_refused(tmp_path: Path) -> None:
     identity.create(tmp_path / "t", "c1")
     os.chmod(tmp_path / "t" / identity.KEY_FILE, 0o644)
-    with pytest.raises(identity.IdentityError, match="chmod 600"):
+    with pytest.raises(IdentityError, match="chmod 600"):
         identity.load(tmp_path / "t")
 
 
@@ -83,7 +84,7 @@ def test_the_first_start_makes_the_identity_and_a_later_start_keeps_it(tmp_path:
             [
                 sys.executable,
                 "-m",
-                "simulator.cli",
+                "pingjia",
                 "device",
                 "run",
                 "--data",

@@ -1,23 +1,31 @@
-"""The whole terminal (`pingjia device run --keys panel`) driven through the pty panel emulator.
+"""The whole terminal with its key-panel backend, driven through the pty panel emulator.
 
-Every flow of the counter: card log-in/out, invite and rate, amend, timeout, misuse interval and
-burst, closed terminal, reasons, debounce, panel unplug/replug, corrupt frames. The terminal process
-is the real one, talking pyserial to a real pseudo-terminal.
+Every flow of the counter as the panel sees it: card log-in/out, invite and rate, amend, timeout,
+misuse interval and burst, closed terminal, reasons, debounce, panel unplug/replug, corrupt frames.
+The terminal is the real one (device.terminal with device.io.keypanel), running in this process,
+its driver talking pyserial to a real pseudo-terminal; nothing is faked but the panel's firmware.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from device import identity
-from device.settings import Settings
+from device.clock import SystemClock
+from device.config import DeviceConfig
+from device.events import HealthReported, Misuse, PanelChanged, Recorded, Report, Shown, TerminalEvent
+from device.io import Quit
+from device.io.keypanel import KeyPanel
+from device.state import StateDocument
+from device.terminal import Terminal
 from protocol.panel import INVITE_KEY, LedState
+from runtime.settings import from_assignments
 from simulator.panel import PanelEmulator
-from simulator.processes import TerminalProcess
+from simulator.processes import TerminalWatch
 
 pytestmark = pytest.mark.slow
 
@@ -38,26 +46,48 @@ FAST = [
 ]
 
 
+class RunningTerminal(TerminalWatch):
+    """The real terminal, its loop on a thread of this process, watched through what it reports."""
+
+    def __init__(self, make: Callable[[Report], Terminal]) -> None:
+        super().__init__("t01")
+        self.terminal = make(self.take)
+        self._thread = threading.Thread(target=self.terminal.run, name="terminal", daemon=True)
+        self._thread.start()
+
+    def _gone(self) -> str | None:
+        return None if self._thread.is_alive() else "stopped"
+
+    def quit(self) -> None:
+        self.terminal.post(Quit("test"))
+        self._thread.join(10)
+        assert not self._thread.is_alive()
+
+
 class Counter:
     """A terminal and its panel."""
 
     def __init__(self, tmp_path: Path, settings: list[str]) -> None:
         folder = tmp_path / "t01"
         identity.create(folder, "t01")
-        cards = Settings(folder / identity.SETTINGS_FILE)
+        cards = StateDocument(folder / identity.STATE_FILE)
         cards.update(cards={CARD.hex(): "E1024"})
         cards.close()
         self.panel = PanelEmulator(link=tmp_path / "panel")
         self.panel.start()
-        self.terminal = TerminalProcess(
-            folder,
-            broker_url=None,
-            log=tmp_path / "t01.log",
-            settings=["keys=panel", f"panel_port={tmp_path / 'panel'}", *settings],
+        config = from_assignments(DeviceConfig, ["keys=panel", f"panel_port={tmp_path / 'panel'}", *settings])
+        self.terminal = RunningTerminal(
+            lambda report: Terminal(
+                identity=identity.load(folder),
+                config=config,
+                clock=SystemClock(),
+                broker=None,
+                io=KeyPanel(port=config.panel_port, debounce_ms=config.debounce_ms),
+                report=report,
+            )
         )
-        self.terminal.start()
         self.terminal.wait_for(lambda t: t.ready, 20, "the terminal to start")
-        self.terminal.wait_for(lambda t: any(e.get("event") == "panel" for e in t.events), 20, "the panel")
+        self.terminal.wait_for(lambda t: bool(t.of(PanelChanged)), 20, "the panel")
 
     def login(self) -> None:
         self.panel.card(CARD)
@@ -68,15 +98,15 @@ class Counter:
         self.terminal.wait_for(lambda t: t.state == "invited", 10, "the invitation")
         self.panel.wait_for(lambda: self.panel.leds == BLINK, 5, "the keys to blink")
 
-    def records(self) -> list[dict[str, Any]]:
+    def records(self) -> list[Recorded]:
         return [self.terminal.recorded[seq] for seq in sorted(self.terminal.recorded)]
 
-    def wait_records(self, count: int, timeout_s: float = 10) -> list[dict[str, Any]]:
+    def wait_records(self, count: int, timeout_s: float = 10) -> list[Recorded]:
         self.terminal.wait_for(lambda t: len(t.recorded) >= count, timeout_s, f"{count} records")
         return self.records()
 
-    def events(self, kind: str) -> list[dict[str, Any]]:
-        return [e for e in self.terminal.events if e.get("event") == kind]
+    def events(self, kind: type[TerminalEvent]) -> list[TerminalEvent]:
+        return list(self.terminal.of(kind))
 
     def close(self) -> None:
         self.terminal.quit()
@@ -102,7 +132,7 @@ def test_card_log_in_invite_rate_and_a_neutral_thanks(counter: Counter) -> None:
     counter.invite()
     counter.panel.press(4)
     [record] = counter.wait_records(1)
-    assert (record["kind"], record["staff"], record["flags"]) == ("press", "E1024", [])
+    assert (record.kind, record.staff, record.flags) == ("press", "E1024", [])
     counter.terminal.wait_for(lambda t: t.thanked == [1], 5, "the thanks")
     counter.panel.wait_for(
         lambda: counter.panel.leds == OFF and len(counter.panel.beeps) >= beeps_before + 2, 5, "the thank-you"
@@ -126,7 +156,7 @@ def test_a_second_press_within_the_amend_window_amends(counter: Counter) -> None
     counter.wait_records(1)
     counter.panel.press(5)
     first, amend = counter.wait_records(2)
-    assert (amend["kind"], amend["amends"]) == ("amend", first["seq"])
+    assert (amend.kind, amend.amends) == ("amend", first.seq)
     counter.terminal.wait_for(lambda t: t.thanked == [1, 2], 5, "the amend thanked too")
 
 
@@ -134,7 +164,7 @@ def test_an_invite_with_no_press_becomes_a_timeout(counter: Counter) -> None:
     counter.login()
     counter.invite()
     [record] = counter.wait_records(1, timeout_s=10)
-    assert (record["kind"], record["staff"]) == ("timeout", "E1024")
+    assert (record.kind, record.staff) == ("timeout", "E1024")
     assert counter.terminal.thanked == []
     counter.terminal.wait_for(lambda t: t.state == "idle", 5, "idle after the timeout")
 
@@ -147,7 +177,7 @@ def test_presses_within_the_misuse_interval_are_kept_flagged_and_not_thanked(cou
     counter.wait_records(1)
     counter.panel.press(5)
     _, misuse = counter.wait_records(2)
-    assert misuse["flags"] == ["misuse"]
+    assert misuse.flags == ["misuse"]
     assert counter.terminal.thanked == [1]
 
 
@@ -157,15 +187,15 @@ def test_a_burst_of_presses_raises_a_misuse_event(counter: Counter) -> None:
     for _ in range(7):
         counter.panel.press(5, hold_ms=60)
         counter.wait_records(len(counter.terminal.recorded) + 1)
-    counter.terminal.wait_for(lambda t: any(e.get("event") == "misuse" for e in t.events), 5, "the misuse event")
-    assert len(counter.events("misuse")) == 1
+    counter.terminal.wait_for(lambda t: bool(t.of(Misuse)), 5, "the misuse event")
+    assert len(counter.events(Misuse)) == 1
     assert len(counter.terminal.recorded) == 7  # every press kept
 
 
 def test_a_closed_terminal_keeps_presses_for_no_one(counter: Counter) -> None:
     counter.panel.press(1)
     [record] = counter.wait_records(1)
-    assert record["staff"] is None
+    assert record.staff is None
     assert counter.terminal.thanked == []
     assert counter.terminal.state == "closed"
 
@@ -175,8 +205,8 @@ def test_a_low_rating_takes_reason_codes(counter: Counter) -> None:
     counter.invite()
     counter.panel.press(2)
     counter.terminal.wait_for(lambda t: t.state == "reasons", 5, "the reasons window")
-    shown = next(e for e in counter.terminal.events if e.get("event") == "display" and e["state"] == "reasons")
-    assert shown["labels"] == ["等候时间长", "服务态度差", "业务不熟练", "流程繁琐", "其他"]
+    shown = next(e for e in counter.terminal.of(Shown) if e.state == "reasons")
+    assert shown.labels == ["等候时间长", "服务态度差", "业务不熟练", "流程繁琐", "其他"]
     counter.panel.press(1)
     counter.panel.press(4)
     counter.panel.wait_for(
@@ -185,7 +215,7 @@ def test_a_low_rating_takes_reason_codes(counter: Counter) -> None:
         "the chosen reasons lit",
     )
     rating, reasons = counter.wait_records(2, timeout_s=10)
-    assert (reasons["kind"], reasons["amends"], reasons["reasons"]) == ("amend", rating["seq"], [1, 4])
+    assert (reasons.kind, reasons.amends, reasons.reasons) == ("amend", rating.seq, [1, 4])
     assert counter.terminal.thanked == [1]
 
 
@@ -204,9 +234,7 @@ def test_key_bounce_is_one_press(counter: Counter) -> None:
 def test_an_unknown_card_is_refused_and_reported(counter: Counter) -> None:
     beeps = len(counter.panel.beeps)
     counter.panel.card(bytes.fromhex("deadbeef"))
-    counter.terminal.wait_for(
-        lambda t: any("unknown staff card" in e.get("detail", "") for e in t.events), 5, "the error"
-    )
+    counter.terminal.wait_for(lambda t: any("unknown staff card" in d for d in t.errors()), 5, "the error")
     counter.panel.wait_for(lambda: len(counter.panel.beeps) > beeps, 5, "the refusal beep")
     assert counter.terminal.state == "closed"
 
@@ -214,18 +242,12 @@ def test_an_unknown_card_is_refused_and_reported(counter: Counter) -> None:
 def test_the_panel_unplugged_and_back_without_restarting(counter: Counter) -> None:
     counter.login()
     counter.panel.unplug()
+    counter.terminal.wait_for(lambda t: any(not e.connected for e in t.of(PanelChanged)), 10, "the terminal to notice")
     counter.terminal.wait_for(
-        lambda t: any(e.get("event") == "panel" and not e["connected"] for e in t.events), 10, "the terminal to notice"
-    )
-    counter.terminal.wait_for(
-        lambda t: any(e.get("event") == "health" and e["panel"] == "disconnected" for e in t.events),
-        5,
-        "health to say so",
+        lambda t: any(e.fields["panel"] == "disconnected" for e in t.of(HealthReported)), 5, "health to say so"
     )
     counter.panel.replug()
-    counter.terminal.wait_for(
-        lambda t: sum(e.get("event") == "panel" and e["connected"] for e in t.events) >= 2, 10, "the panel back"
-    )
+    counter.terminal.wait_for(lambda t: sum(e.connected for e in t.of(PanelChanged)) >= 2, 10, "the panel back")
     counter.panel.wait_for(lambda: counter.panel.leds == ON, 5, "the LEDs restored after the replug")
     counter.invite()
     counter.panel.press(5)
@@ -238,9 +260,9 @@ def test_corrupt_frames_are_dropped_counted_and_the_keys_keep_working(counter: C
     counter.panel.send_raw(b"\x13\x37\xff\x00" + b"\x05\x85\x07\x05\x00" + b"\x7f" * 80 + b"\x00")
     counter.panel.press(5)
     [record] = counter.wait_records(1)
-    assert record["kind"] == "press"
+    assert record.kind == "press"
     counter.terminal.wait_for(
-        lambda t: any(e.get("event") == "health" and (e.get("panel_dropped") or 0) >= 3 for e in t.events),
+        lambda t: any((e.fields.get("panel_dropped") or 0) >= 3 for e in t.of(HealthReported)),
         5,
         "health to count the dropped frames",
     )

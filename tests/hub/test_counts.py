@@ -8,10 +8,12 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hub import registry
 from hub.audit import audit
 from hub.config import HubConfig
 from hub.ingest import Ingest
-from hub.store import Store
+from hub.queries import Reader
+from hub.writer import Writer
 from protocol import GENESIS, Channel, Flag, Health, Kind, PanelState, Rating, SigningKey, encode_health, topic
 from tests.helpers import batch_bytes
 
@@ -61,11 +63,12 @@ def test_counts_equal_a_recount_after_any_order_of_delivery(
     tmp_path_factory: object, spec: list[tuple[str, str | None, int, int, str]], data: st.DataObject
 ) -> None:
     folder: Path = tmp_path_factory.mktemp("counts")  # type: ignore[attr-defined]
-    store = Store.open(f"sqlite:///{folder / 'hub.sqlite3'}")
-    store.add_device("d1", KEY.public.hex, department="A")
-    store.add_staff("E1", department="A")
-    store.add_staff("E2", department="B")
-    ingest = Ingest(store, HubConfig())
+    url = f"sqlite:///{folder / 'hub.sqlite3'}"
+    writer = Writer.open(url)
+    writer.write(registry.add_device, "d1", KEY.public.hex, department="A")
+    writer.write(registry.add_staff, "E1", department="A")
+    writer.write(registry.add_staff, "E2", department="B")
+    ingest = Ingest(writer, HubConfig())
     records = build(spec)
     cuts = sorted(data.draw(st.sets(st.integers(1, len(records) - 1), max_size=6)) if len(records) > 1 else [])
     edges = [0, *cuts, len(records)]
@@ -91,11 +94,12 @@ def test_counts_equal_a_recount_after_any_order_of_delivery(
                 session=1,
                 hub_offset_ms=shift,
             )
-            with store.transaction():
+            with writer.transaction():
                 ingest.receive(topic("d1", Channel.HEALTH), encode_health(health), MIDNIGHT)
-        with store.transaction():
+        with writer.transaction():
             ingest.receive(topic("d1", Channel.RATINGS), payload, MIDNIGHT)
-    assert store.stored_seqs("d1") == list(range(1, len(records) + 1))
-    assert store.counts() == store.recount()
-    assert audit(store)["problems"] == []
-    store.close()
+    writer.close()
+    with Reader.open(url) as reader:
+        assert reader.stored_seqs("d1") == list(range(1, len(records) + 1))
+        assert reader.counts() == reader.recount()
+        assert audit(reader)["problems"] == []

@@ -3,6 +3,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -10,8 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hub import registry
+from hub.db import Database
+from hub.errors import HubError
+from hub.queries import Reader
 from hub.report import Figures, ReportError, aggregate, parse_period, render
-from hub.store import RatingRow, Store
+from hub.rows import RatingRow
+from hub.store import Store, rebuild_counts
+from hub.writer import Writer
 
 STAFF = {"E1": "A", "E2": "A", "E3": "B"}
 
@@ -28,8 +36,15 @@ rows_strategy = st.lists(
 )
 
 
-def fill(store: Store, rows: list[tuple]) -> None:  # type: ignore[type-arg]
-    store.execute("DELETE FROM ratings")
+@dataclass
+class ReportDb:
+    path: Path
+    writer: Writer
+    reader: Reader
+
+
+def _fill(db: Database, rows: list[tuple]) -> None:
+    db.execute("DELETE FROM ratings")
     records = []
     for seq, (staff, kind, score, flags, day, _superseded) in enumerate(rows, start=1):
         records.append(
@@ -52,26 +67,36 @@ def fill(store: Store, rows: list[tuple]) -> None:  # type: ignore[type-arg]
                 record="{}",
             )
         )
-    store.insert_ratings(records)
+    store = Store(db)
+    store.add_ratings(records)
+    store.end_group()
     for seq, row in enumerate(rows, start=1):
         if row[5]:
-            store.execute("UPDATE ratings SET superseded_by = ? WHERE seq = ?", (seq + 1000, seq))
-    store.rebuild_counts()  # rows put in directly, not through ingest: count them as ingest would have
+            db.execute("UPDATE ratings SET superseded_by = ? WHERE seq = ?", (seq + 1000, seq))
+    rebuild_counts(db)  # rows put in directly, not through ingest: count them as ingest would have
+
+
+def fill(store: ReportDb, rows: list[tuple]) -> None:
+    store.writer.write(_fill, rows)
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    store = Store.open(str(tmp_path_factory.mktemp("report") / "hub.sqlite3"))
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReportDb]:
+    path = tmp_path_factory.mktemp("report") / "hub.sqlite3"
+    writer = Writer.open(str(path))
     for staff, department in STAFF.items():
-        store.add_staff(staff, name=f"name-{staff}", department=department)
-    return store
+        writer.write(registry.add_staff, staff, name=f"name-{staff}", department=department)
+    reader = Reader.open(str(path))
+    yield ReportDb(path, writer, reader)
+    reader.close()
+    writer.close()
 
 
 @settings(max_examples=60)
 @given(rows_strategy, st.sampled_from(["staff", "department"]), st.integers(0, 5))
-def test_figures_match_a_count_done_by_hand(store: Store, rows: list[tuple], by: str, timeout_score: int) -> None:  # type: ignore[type-arg]
+def test_figures_match_a_count_done_by_hand(store: ReportDb, rows: list[tuple], by: str, timeout_score: int) -> None:
     fill(store, rows)
-    figures = {f.key: f for f in aggregate(store, parse_period("2026-11"), by)}
+    figures = {f.key: f for f in aggregate(store.reader, parse_period("2026-11"), by)}
     expected: dict[str, dict[int, int]] = {}
     unanswered: dict[str, int] = {}
     for given_staff, kind, score, flags, day, superseded in rows:
@@ -99,7 +124,7 @@ def test_figures_match_a_count_done_by_hand(store: Store, rows: list[tuple], by:
             assert got.satisfaction(timeout_score) == Fraction(counted[5] + counted[4], total)
 
 
-def test_formats_agree(store: Store) -> None:
+def test_formats_agree(store: ReportDb) -> None:
     fill(
         store,
         [
@@ -110,7 +135,7 @@ def test_formats_agree(store: Store) -> None:
         ],
     )
     period = parse_period("2026-11")
-    rows = aggregate(store, period, "staff")
+    rows = aggregate(store.reader, period, "staff")
     as_json = json.loads(render(rows, by="staff", period=period, fmt="json", timeout_score=3))
     as_csv = list(csv.DictReader(io.StringIO(render(rows, by="staff", period=period, fmt="csv", timeout_score=3))))
     table = render(rows, by="staff", period=period, fmt="table", timeout_score=3)
@@ -136,11 +161,11 @@ def test_formats_agree(store: Store) -> None:
     assert table.splitlines()[-1].endswith("counts as level 3")
 
 
-def test_table_columns_line_up_with_chinese_text(store: Store) -> None:
-    store.add_staff("E9", name="欧阳娜娜", department="不动产登记")
+def test_table_columns_line_up_with_chinese_text(store: ReportDb) -> None:
+    store.writer.write(registry.add_staff, "E9", name="欧阳娜娜", department="不动产登记")
     fill(store, [("E9", "press", 5, "", "2026-11-02", False), ("E1", "press", 5, "", "2026-11-02", False)])
     period = parse_period("2026-11-02")
-    lines = render(aggregate(store, period, "staff"), by="staff", period=period, fmt="table", timeout_score=0)
+    lines = render(aggregate(store.reader, period, "staff"), by="staff", period=period, fmt="table", timeout_score=0)
     widths = {len(line.encode("gbk", "replace")) for line in lines.splitlines()[:3]}
     assert len(widths) == 1, lines
 
@@ -149,6 +174,10 @@ def test_table_columns_line_up_with_chinese_text(store: Store) -> None:
 def test_bad_periods(text: str) -> None:
     with pytest.raises(ReportError, match="period"):
         parse_period(text)
+
+
+def test_a_report_error_is_a_hub_error() -> None:
+    assert issubclass(ReportError, HubError)
 
 
 def test_periods() -> None:
@@ -162,9 +191,9 @@ def test_an_empty_group_has_no_mean() -> None:
 
 
 def test_the_report_command_prints_each_format(
-    store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    store: ReportDb, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from simulator.cli import main
+    from pingjia.cli import main
 
     fill(store, [("E1", "press", 5, "", "2026-11-02", False)])
     for fmt in ("table", "csv", "json"):
@@ -180,10 +209,10 @@ def test_the_report_command_prints_each_format(
     assert "month must be in 1..12" in err
 
 
-def test_uninvited_presses_are_left_out_unless_counted(store: Store) -> None:
+def test_uninvited_presses_are_left_out_unless_counted(store: ReportDb) -> None:
     fill(store, [("E1", "press", 5, "uninvited", "2026-11-02", False), ("E1", "press", 3, "", "2026-11-02", False)])
     period = parse_period("2026-11")
-    [default] = aggregate(store, period, "staff")
+    [default] = aggregate(store.reader, period, "staff")
     assert default.total(0) == 1
-    [counted] = aggregate(store, period, "staff", count_uninvited=True)
+    [counted] = aggregate(store.reader, period, "staff", count_uninvited=True)
     assert counted.total(0) == 2

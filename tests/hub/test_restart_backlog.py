@@ -13,7 +13,8 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from hub.store import Store
+from hub.queries import Reader
+from hub.writer import Writer
 from protocol import Channel, decode_ack, topic
 from simulator.loadgen import Fleet
 from simulator.processes import HubProcess, MosquittoBroker, wait_until
@@ -30,10 +31,9 @@ def test_a_restarted_hub_drains_its_queue_and_answers_every_terminal(
     # they arrive before the broker confirms the hub's subscriptions.
     fleet = Fleet(devices=60, records=500, per_message=500)
     small = Fleet(devices=30, records=100, per_message=1)  # and 3,000 more messages than may be in flight
-    store = Store.open(db)
-    fleet.register(store)
-    small.register(store)
-    store.close()
+    with Writer.open(db) as writer:
+        fleet.register(writer)
+        small.register(writer)
     hub = HubProcess(db=db, broker_url=mosquitto.url, log=tmp_path / "hub.log").start()
     hub.wait_online()  # its persistent session now exists at the broker
     hub.stop()
@@ -53,7 +53,7 @@ def test_a_restarted_hub_drains_its_queue_and_answers_every_terminal(
     answers = RawClient(mosquitto.port, "terminals-listening")
     answers.subscribe("pingjia/v1/+/ack")
     hub.start()
-    reader = Store.open(db, create=False)
+    reader = Reader.open(db)
     try:
         total = fleet.total_records + small.total_records
         wait_until(lambda: reader.rating_count() == total, 60, f"all {total} queued ratings stored")
@@ -98,9 +98,8 @@ def _alive(pid: int) -> bool:
 def test_a_killed_hub_leaves_no_worker_processes_behind(mosquitto: MosquittoBroker, tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
     fleet = Fleet(devices=4, records=50, per_message=10)
-    store = Store.open(db)
-    fleet.register(store)
-    store.close()
+    with Writer.open(db) as writer:
+        fleet.register(writer)
     hub = HubProcess(db=db, broker_url=mosquitto.url, log=tmp_path / "hub.log")
     hub.start()
     hub.wait_online()

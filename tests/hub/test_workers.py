@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hub.store import Store
+from hub import registry
+from hub.writer import Writer
 from simulator.processes import MosquittoBroker, ProcessError, TerminalProcess, wait_hub_online, wait_until
 from tests.conftest import need_mosquitto
 from tests.helpers import make_terminals
@@ -50,16 +51,15 @@ def test_two_workers_one_killed_mid_stream_lose_nothing_and_store_nothing_twice(
 ) -> None:
     run = uuid.uuid4().hex[:8]  # the machine's broker is shared: our own names for everything
     hub_id = f"hub-{run}"
-    store = Store.open(postgres_url)
-    store.add_staff("E1", name="王芳", department="综合受理")
-    folders = make_terminals(store, tmp_path, 4, prefix=f"w{run}-")
-    store.close()
+    with Writer.open(postgres_url) as writer:
+        writer.write(registry.add_staff, "E1", name="王芳", department="综合受理")
+        folders = make_terminals(writer, tmp_path, 4, prefix=f"w{run}-")
     with open(tmp_path / "hub.log", "wb") as hub_log:
         supervisor = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "simulator.cli",
+                "pingjia",
                 "hub",
                 "serve",
                 "--workers",

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -115,7 +116,7 @@ def _batch_wire() -> dict[str, Any]:
         (lambda w: w.update(head=[]), Reason.BAD_FIELD),
     ],
 )
-def test_batch_structure_errors_have_reasons(mutate, reason: Reason) -> None:  # type: ignore[no-untyped-def]
+def test_batch_structure_errors_have_reasons(mutate: Callable[[dict[str, Any]], None], reason: Reason) -> None:
     wire = _batch_wire()
     mutate(wire)
     with pytest.raises(DecodeError) as caught:

@@ -14,19 +14,19 @@ from protocol.panel import (
     CRC_CHECK,
     FRAME_TYPES,
     MAX_ENCODED_BYTES,
-    Ack,
     Beep,
     Card,
     Dropped,
     DropReason,
     Frame,
+    FrameAck,
     FrameDecoder,
+    FrameNak,
     Hello,
     Identify,
     KeyDown,
     KeyUp,
     LedState,
-    Nak,
     Ping,
     Pong,
     SetLeds,
@@ -106,7 +106,7 @@ def test_cobs_decode_refuses_what_no_encoder_makes(bad: bytes) -> None:
 def test_every_frame_type_has_a_strategy_and_a_distinct_code_with_its_direction_in_the_high_bit() -> None:
     assert set(PANEL_FRAMES) == set(FRAME_TYPES.values())
     assert all(code == kind.TYPE for code, kind in FRAME_TYPES.items())
-    from_panel = {Hello, KeyDown, KeyUp, Card, Pong, Ack, Nak}
+    from_panel = {Hello, KeyDown, KeyUp, Card, Pong, FrameAck, FrameNak}
     assert {kind for code, kind in FRAME_TYPES.items() if code & 0x80} == from_panel
 
 
@@ -194,8 +194,8 @@ WIRE_CORPUS: list[Frame] = [
     Card(seq=50, uid=b"\x01\x01"),
     Card(seq=3, uid=bytes.fromhex("04a1b2c3d4e5f6")),
     Pong(seq=0, token=0),
-    Ack(seq=1, ref=0),
-    Nak(seq=2, ref=255, code=2),
+    FrameAck(seq=1, ref=0),
+    FrameNak(seq=2, ref=255, code=2),
     Ping(seq=0, token=0xFFFFFFFF),
     Identify(seq=0),
     SetLeds(seq=3, states=(LedState.OFF, LedState.ON, LedState.BLINK, LedState.OFF, LedState.OFF)),
@@ -292,7 +292,7 @@ def test_an_endless_run_without_a_delimiter_is_one_oversize_and_then_the_stream_
 
 def test_reset_forgets_a_partial_frame() -> None:
     decoder = FrameDecoder()
-    frame = Ack(seq=1, ref=2)
+    frame = FrameAck(seq=1, ref=2)
     decoder.feed(encode_frame(frame)[:3])
     decoder.reset()
     assert decoder.feed(encode_frame(frame)) == [frame]
@@ -314,8 +314,8 @@ def test_reset_forgets_a_partial_frame() -> None:
         (Card.TYPE, b"\x03\x01\x02", "expected 3 bytes"),
         (Card.TYPE, b"\x11" + bytes(17), "Card.uid"),
         (Pong.TYPE, b"\x00\x00\x00\x00\x00", "expected 4 bytes"),
-        (Ack.TYPE, b"", "expected 1 bytes"),
-        (Nak.TYPE, b"\x01", "expected 2 bytes"),
+        (FrameAck.TYPE, b"", "expected 1 bytes"),
+        (FrameNak.TYPE, b"\x01", "expected 2 bytes"),
         (Identify.TYPE, b"\x00", "expected 0 bytes"),
         (SetLeds.TYPE, b"\x00\x01\x02\x03\x00", "states\\[4\\]"),
         (SetLeds.TYPE, b"\x00\x01\x02\x00", "expected 5 bytes"),
@@ -355,8 +355,8 @@ def test_a_body_that_breaks_its_layout_is_bad_body(frame_type: int, body: bytes,
         (lambda: Card(uid="04a1b2c3"), "Card.uid"),  # type: ignore[arg-type]
         (lambda: Pong(token=2**32), "Pong.token"),
         (lambda: Ping(token=-1), "Ping.token"),
-        (lambda: Ack(ref=256), "Ack.ref"),
-        (lambda: Nak(ref=1, code=256), "Nak.code"),
+        (lambda: FrameAck(ref=256), "FrameAck.ref"),
+        (lambda: FrameNak(ref=1, code=256), "FrameNak.code"),
         (lambda: SetLeds(states=(LedState.ON,) * 4), "SetLeds.states"),
         (lambda: SetLeds(states=(0, 1, 2, 3, 0)), "SetLeds.states\\[4\\]"),  # type: ignore[arg-type]
         (lambda: Beep(pattern=((1, 1),) * 9), "Beep.pattern"),

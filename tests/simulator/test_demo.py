@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 def run_demo(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     result = subprocess.run(
-        [sys.executable, "-m", "simulator.cli", "demo", *args],
+        [sys.executable, "-m", "pingjia", "demo", *args],
         capture_output=True,
         text=True,
         timeout=180,
@@ -55,7 +55,7 @@ def test_demo_uses_the_broker_it_is_given(tmp_path: Path, mosquitto: MosquittoBr
 
 def test_ctrl_c_drains_prints_the_tables_and_the_tallies(tmp_path: Path) -> None:
     demo = subprocess.Popen(
-        [sys.executable, "-m", "simulator.cli", "demo", "--devices", "2", "--speed", "8", "--data", str(tmp_path)],
+        [sys.executable, "-m", "pingjia", "demo", "--devices", "2", "--speed", "8", "--data", str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

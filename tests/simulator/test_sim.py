@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.store import Store
+from hub.queries import Reader
 from simulator.sim import Sim
 
 pytestmark = pytest.mark.slow
@@ -21,7 +21,7 @@ def test_a_short_day_stores_everything_and_its_ground_truth_matches_the_hub(tmp_
     assert result["logins"] >= 3, result
     truth = [json.loads(line) for line in Path(result["ground_truth"]).read_text(encoding="utf-8").splitlines()]
     assert len(truth) == sum(result["faked"].values())
-    store = Store.open(f"sqlite:///{tmp_path / 'sim' / 'hub.sqlite3'}", create=False)
+    store = Reader.open(f"sqlite:///{tmp_path / 'sim' / 'hub.sqlite3'}")
     try:
         for row in truth:
             if row["seq"] is None:

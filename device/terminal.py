@@ -1,0 +1,351 @@
+"""The terminal: one loop, inbox -> flow -> effects -> parts, on one thread.
+
+Everything that happens is posted to `inbox` from wherever it happens (the input backend, the
+broker's link, signal handlers); the loop takes one item at a time and, in order: hands flow events
+to the flow (device.flow, pure), carries out the flow's effects through the parts, and feeds what
+the parts answer (a record Stored or StoreFailed, a Recovered outbox, a command's events) back to
+the flow, from a queue: nothing re-enters the flow while it handles an event. Then it runs the
+timers and lets the uplink send. The parts:
+
+- recorder (device.recorder): signs and stores records, keeps the clerk's binding and the cards;
+- uplink (device.uplink): the broker, sending, acks, commands, hub status;
+- telemetry (device.telemetry): health, events, the last error, the clock watch;
+- io (device.io): what a person touches and sees: the key panel, stdin lines, a screen.
+
+A press is thanked only after its record is committed; records are sent oldest first and forgotten
+only when a hub ack covers it. The loop can also be turned by a test, one item at a time
+(`turn(wait=False)`), with a manual clock and the in-memory broker and io.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+from collections import deque
+from collections.abc import Callable
+
+from device.clock import Clock
+from device.config import DeviceConfig
+from device.delivery import Delivery
+from device.events import BadInput as BadInputReported
+from device.events import PanelChanged, Ready, Refused, Report, Shown, Stopped, Thanked
+from device.flow import (
+    Display,
+    Effect,
+    Event,
+    Expire,
+    Flow,
+    FlowRules,
+    Login,
+    Logout,
+    MisuseAlarm,
+    Record,
+    Recovered,
+    Refuse,
+    State,
+    Stored,
+    StoreFailed,
+    Thank,
+)
+from device.identity import Identity
+from device.io import BadInput, CardTap, Io, IoDown, IoStatus, IoUp, Quit, Screen
+from device.recorder import Recorder
+from device.telemetry import Errors, Telemetry
+from device.uplink import Uplink
+from protocol import EventKind, PanelState
+from runtime.link import Broker, Inbound, LinkDown, LinkUp
+
+__all__ = ["Terminal"]
+
+log = logging.getLogger("pingjia.device")
+
+
+def _ignore(_event: object) -> None:
+    return None
+
+
+class Terminal:
+    def __init__(
+        self,
+        *,
+        identity: Identity,
+        config: DeviceConfig,
+        clock: Clock,
+        broker: Broker | None,
+        io: Io | None = None,
+        report: Report = _ignore,
+        flush: Callable[[], None] = lambda: None,
+    ) -> None:
+        """OutboxError if the outbox cannot be opened now (the caller may wait for it); IdentityError
+        if it is not this identity's."""
+        self.device = identity.device
+        self.config = config
+        self.clock = clock
+        self.io = io
+        self.report = report
+        self._flush = flush  # hands on what `report` has buffered: once per turn of the loop
+        self.inbox: queue.Queue[object] = queue.Queue()
+        self.errors = Errors(self.device, report)
+        self.recorder = Recorder(
+            identity=identity,
+            clock=clock,
+            retention_days=config.retention_days,
+            report=report,
+            complain=self.errors,
+        )
+        outbox = self.recorder.outbox
+        self.flow = Flow(
+            rules=_rules(config),
+            staff=self.recorder.saved_staff,
+            out_of_service=self.recorder.storage_error is not None,
+        )
+        self.uplink: Uplink | None = None
+        if broker is not None:
+            self.uplink = Uplink(
+                device=self.device,
+                key=identity.key,
+                outbox=outbox,
+                boots=self.recorder.boots,
+                broker=broker,
+                post=self.inbox.put,
+                delivery=Delivery(
+                    acked=outbox.acked,
+                    head=outbox.head[0],
+                    batch_max=config.batch_max,
+                    window=config.window_records,
+                    ack_timeout_ms=int(config.ack_timeout_s * 1000),
+                    ack_timeout_max_ms=int(config.ack_timeout_max_s * 1000),
+                ),
+                report=report,
+                errors=self.errors,
+            )
+        self.telemetry = Telemetry(
+            device=self.device,
+            clock=clock,
+            heartbeat_s=config.heartbeat_s,
+            data_dir=identity.data_dir,
+            report=report,
+            errors=self.errors,
+            publish=self.uplink.publish if self.uplink is not None else lambda _channel, _raw: False,
+        )
+        self._labels = [label.strip() for label in config.reason_labels.split(",")]
+        self._last_event_ms = clock.mono_ms()
+
+    # -- running ------------------------------------------------------------------------------------
+
+    def post(self, item: object) -> None:
+        """Hand something to the loop (safe from any thread)."""
+        self.inbox.put(item)
+
+    def run(self) -> str:
+        """Serve until a Quit arrives; return its reason."""
+        self.start()
+        try:
+            while (reason := self.turn()) is None:
+                pass
+            return reason
+        finally:
+            self.close()
+
+    def start(self) -> None:
+        if self.io is not None:
+            self.io.start(self.inbox.put)
+        if self.uplink is not None:
+            self.uplink.start()
+        outbox = self.recorder.outbox
+        if self.recorder.storage_error is not None:
+            self.errors(f"out of service: {self.recorder.storage_error}")
+        self.report(Ready(device=self.device, head=outbox.head[0], acked=outbox.acked, state=self.flow.state.value))
+        log.info(
+            "%s: ready, head seq %d, acked %d, state %s", self.device, outbox.head[0], outbox.acked, self.flow.state
+        )
+        self._show(self._now_showing(), said=False)
+
+    def turn(self, *, wait: bool = True) -> str | None:
+        """Take one item from the inbox (waiting for it until the next deadline, if `wait`), then run
+        the timers and send; return the reason of a Quit, else None."""
+        self._flush()  # what the last turn reported, before waiting for the next event
+        now = self.clock.mono_ms()
+        try:
+            item = self.inbox.get(timeout=self._wait_s(now)) if wait else self.inbox.get_nowait()
+        except queue.Empty:
+            item = None
+        now = self.clock.mono_ms()
+        if isinstance(item, Quit):
+            return item.reason
+        try:
+            if item is not None:
+                self._last_event_ms = now
+                self._dispatch(item, now)
+            self._timers(now)
+            if self.uplink is not None:
+                self.uplink.pump(now, busy=lambda: not self.inbox.empty())
+        except Exception as exc:  # noqa: BLE001 - the terminal outlives any one fault; it is counted and said
+            self.errors(f"fault, going on: {exc!r}", "fault")
+        return None
+
+    def _wait_s(self, now: int) -> float:
+        deadlines = [self.telemetry.next_health_ms, *self.recorder.deadline_ms(self._last_event_ms)]
+        for deadline in (self.flow.deadline_ms, self.uplink.delivery.deadline_ms() if self.uplink else None):
+            if deadline is not None:
+                deadlines.append(deadline)
+        return max(0.0, min(deadlines) - now) / 1000
+
+    def _dispatch(self, item: object, now: int) -> None:
+        if isinstance(item, Event):
+            self._feed([item], now)
+        elif isinstance(item, CardTap):
+            self._card(item.uid, now)
+        elif isinstance(item, Inbound):
+            if self.uplink is not None:
+                self._feed(self.uplink.receive(item, now), now)
+        elif isinstance(item, LinkUp):
+            if self.uplink is not None:
+                self.uplink.link_up(item)
+                self._publish_health(now)
+        elif isinstance(item, LinkDown):
+            if self.uplink is not None:
+                self.uplink.link_down(item)
+        elif isinstance(item, IoUp | IoDown):
+            self._io_changed(item, now)
+        elif isinstance(item, BadInput):
+            log.warning("%s: ignored input %r: %s", self.device, item.line, item.detail)
+            self.report(BadInputReported(line=item.line, detail=item.detail))
+
+    def _timers(self, now: int) -> None:
+        if self.flow.deadline_ms is not None and now >= self.flow.deadline_ms:
+            self._feed([Expire()], now)
+        if self.uplink is not None:
+            self.uplink.timers(now)
+        recovered = self.recorder.probe(now)
+        if recovered is not None:
+            log.info("%s: the outbox takes records again", self.device)
+            self._feed([recovered], now)
+        self.recorder.housekeeping(now, self._last_event_ms)
+        if self.telemetry.clock_jumped(now):
+            self._publish_health(now)
+        if now >= self.telemetry.next_health_ms:
+            self._publish_health(now)
+
+    # -- the flow -----------------------------------------------------------------------------------
+
+    def _feed(self, events: list[Event], now: int) -> None:
+        """Events through the flow; what the parts answer to its effects goes round again, after."""
+        waiting = deque(events)
+        while waiting:
+            event = waiting.popleft()
+            for effect in self.flow.handle(event, now):
+                waiting.extend(self._carry_out(effect, event, now))
+            self.recorder.bind(self.flow.staff)  # the clerk's log-in survives a reboot
+            if isinstance(event, StoreFailed):
+                self.telemetry.event(EventKind.OUT_OF_SERVICE, now, event.detail)
+                self._publish_health(now)
+            elif isinstance(event, Recovered):
+                self.telemetry.event(EventKind.RECOVERED, now)
+                self._publish_health(now)
+
+    def _carry_out(self, effect: Effect, cause: Event, now: int) -> list[Event]:
+        if isinstance(effect, Record):
+            result = self.recorder.store(effect, now)
+            if isinstance(result, Stored) and self.uplink is not None:
+                self.uplink.delivery.appended(result.seq)
+            return [result]
+        if isinstance(effect, Thank):
+            self.report(Thanked(seq=effect.seq, hash=self.recorder.outbox.head[1], staff=self.flow.staff))
+        elif isinstance(effect, Refuse):
+            self.report(Refused(reason=effect.reason, key=getattr(cause, "key", None)))
+            if self.io is not None:
+                self.io.refuse()
+        elif isinstance(effect, Display):
+            self._show(effect)
+        elif isinstance(effect, MisuseAlarm):
+            self.telemetry.misuse(effect.presses, effect.window_ms, now)
+        return []
+
+    def _show(self, display: Display, *, said: bool = True) -> None:
+        """Show a state on the io; `said`: also report it (a panel coming back is shown, not said)."""
+        labels = self._labels if display.state is State.REASONS else ()
+        if self.io is not None:
+            self.io.show(Screen(state=display.state, staff=display.staff, reasons=display.reasons, labels=labels))
+        if said:
+            self.report(
+                Shown(
+                    state=display.state.value,
+                    staff=display.staff,
+                    reasons=list(display.reasons),
+                    labels=list(labels) if labels else None,
+                )
+            )
+
+    def _now_showing(self) -> Display:
+        return Display(self.flow.state, self.flow.staff, tuple(self.flow.reasons))
+
+    def _card(self, uid: str, now: int) -> None:
+        staff = self.recorder.staff_for_card(uid)
+        if staff is None:
+            self.errors(f"unknown staff card {uid}")
+            self.telemetry.event(EventKind.CARD_UNKNOWN, now, uid)
+            if self.io is not None:
+                self.io.refuse()
+            return
+        self._feed([Logout() if self.flow.staff == staff else Login(staff)], now)
+
+    # -- what the terminal says of itself -----------------------------------------------------------
+
+    def _io_changed(self, event: IoUp | IoDown, now: int) -> None:
+        if isinstance(event, IoUp):
+            self._show(self._now_showing(), said=False)  # a panel that rebooted shows nothing
+            self.telemetry.event(EventKind.PANEL_UP, now, f"{event.fw} {event.serial}")
+            self.report(PanelChanged(connected=True, fw=event.fw))
+        else:
+            self.errors(f"key panel {event.reason}")
+            self.telemetry.event(EventKind.PANEL_DOWN, now, event.reason)
+            self.report(PanelChanged(connected=False, reason=event.reason))
+        self._publish_health(now)
+
+    def _publish_health(self, now: int) -> None:
+        uplink = self.uplink
+        self.telemetry.publish_health(
+            now,
+            self.telemetry.health(
+                now,
+                state=self.flow.state.value,
+                staff=self.flow.staff,
+                outbox=self.recorder.outbox,
+                io=self.io.status() if self.io is not None else IoStatus(panel=PanelState.NONE),
+                session=uplink.session_id if uplink else 0,
+                rejected=uplink.rejected if uplink else 0,
+                unreadable=uplink.unreadable if uplink else 0,
+                hub_epoch_ms=uplink.hub_epoch_ms if uplink else None,
+            ),
+        )
+
+    def close(self) -> None:
+        if self.io is not None:
+            self.io.stop()
+        if self.uplink is not None:
+            self.uplink.stop()
+        outbox = self.recorder.outbox
+        self.recorder.close()
+        self.report(
+            Stopped(
+                head=outbox.head[0],
+                acked=outbox.acked,
+                resends=self.uplink.delivery.resends if self.uplink else 0,
+                bounces=self.io.bounces if self.io is not None else 0,
+            )
+        )
+        self._flush()
+
+
+def _rules(config: DeviceConfig) -> FlowRules:
+    return FlowRules(
+        mode=config.mode,
+        thank_you_ms=config.thank_you_ms,
+        invite_window_ms=int(config.invite_window_s * 1000),
+        amend_window_ms=int(config.amend_window_s * 1000),
+        misuse_interval_ms=int(config.misuse_interval_s * 1000),
+        burst_presses=config.burst_presses,
+        burst_window_ms=int(config.burst_window_s * 1000),
+        reasons_window_ms=int(config.reasons_window_s * 1000),
+    )

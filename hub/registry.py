@@ -1,0 +1,68 @@
+"""The registry: which terminals (and their keys) and which staff members this hub knows.
+
+Write functions of the writer's connection, run inside its transaction (`Writer.write`), by `pingjia
+hub add-device` / `add-staff`, the demo, the simulator and tests alike. The `check_*` functions
+say what is wrong with a registration before anything is opened.
+"""
+
+from __future__ import annotations
+
+import time
+
+from hub.db import Database
+from hub.errors import RegistryError, StoreError
+from protocol import DecodeError, VerifyKey, valid_device_id
+
+__all__ = ["add_device", "add_staff", "check_device", "check_staff"]
+
+
+def check_device(device: str, pubkey: str) -> None:
+    """RegistryError unless `device` is a valid id and `pubkey` an Ed25519 public key (64 hex digits)."""
+    if not valid_device_id(device):
+        raise RegistryError(f"device id {device!r} must be 1..64 of [A-Za-z0-9_.-]")
+    try:
+        VerifyKey.from_hex(pubkey)
+    except (DecodeError, ValueError) as exc:  # not hex, not 32 bytes; ValueError: refused by cryptography
+        raise RegistryError(f"public key of {device} is not an Ed25519 key: {exc}") from exc
+
+
+def check_staff(staff: str, department: str) -> None:
+    if not staff or len(staff) > 64 or not staff.isprintable():
+        raise RegistryError(f"staff id {staff!r} must be 1..64 printable characters")
+    if not department:
+        raise RegistryError(f"staff {staff} needs a department")
+
+
+def add_device(db: Database, device: str, pubkey: str, *, department: str = "", counter: str = "") -> None:
+    """Register a terminal or change its department/counter; its key may not change silently."""
+    check_device(device, pubkey)
+    _in_transaction(db)
+    row = db.execute("SELECT pubkey FROM devices WHERE id = ?", (device,)).fetchone()
+    if row is None:
+        db.execute(
+            "INSERT INTO devices(id, pubkey, department, counter, added_ms) VALUES (?, ?, ?, ?, ?)",
+            (device, pubkey, department, counter, _now_ms()),
+        )
+    elif row[0] != pubkey:
+        raise RegistryError(f"device {device} is registered with another key; re-pairing replaces keys")
+    else:
+        db.execute("UPDATE devices SET department = ?, counter = ? WHERE id = ?", (department, counter, device))
+
+
+def add_staff(db: Database, staff: str, *, name: str = "", department: str) -> None:
+    """Register a staff member, or move them to another department (from their next rating on)."""
+    check_staff(staff, department)
+    _in_transaction(db)
+    db.execute("DELETE FROM staff WHERE id = ?", (staff,))
+    db.execute(
+        "INSERT INTO staff(id, name, department, added_ms) VALUES (?, ?, ?, ?)", (staff, name, department, _now_ms())
+    )
+
+
+def _in_transaction(db: Database) -> None:
+    if not db.in_transaction:
+        raise StoreError("registry writes run inside the writer's transaction (Writer.write)")
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000

@@ -1,0 +1,79 @@
+"""What terminals say about themselves: status (online/offline), health (heartbeats) and events.
+
+Kept per terminal for `pingjia hub devices`; none of it is a rating. A status is taken only if it
+is newer than the stored one (protocol.newer_status: a late will cannot end a newer session). A
+heartbeat's clocks go on to hub.clock, which the writer calls with what `health` returns.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from hub.store import Store
+from protocol import (
+    DecodeError,
+    Health,
+    ProtocolError,
+    Reason,
+    decode_event,
+    decode_health,
+    decode_status,
+    newer_status,
+)
+from protocol import Status as WireStatus
+from protocol import StatusState as WireState
+
+__all__ = ["Telemetry"]
+
+
+class Telemetry:
+    def __init__(self, store: Store, counters: Counter[str]) -> None:
+        self._store = store
+        self._counters = counters
+
+    def status(self, device: str, payload: bytes, now_ms: int) -> None:
+        """Store a terminal's status if it is newer than the stored one; ProtocolError if refused."""
+        if not payload:
+            return  # a cleared retained status
+        status = decode_status(payload)
+        if status.device != device:
+            raise DecodeError(f"status of {status.device} on the topic of {device}", reason=Reason.TOPIC_MISMATCH)
+        entry = self._store.device(device)
+        if entry is None:
+            raise ProtocolError(
+                f"status from unregistered device {device}", reason=Reason.UNKNOWN_DEVICE, device=device
+            )
+        current = None
+        if entry.status_state is not None and entry.status_session is not None:
+            current = WireStatus(device=device, state=WireState(entry.status_state), session=entry.status_session)
+        if newer_status(current, status):
+            self._store.set_status(device, status.state.value, status.session, now_ms)
+            self._counters[f"status_{status.state.value}"] += 1
+        else:
+            self._counters["status_stale"] += 1
+
+    def health(self, device: str, payload: bytes, now_ms: int) -> Health | None:
+        """Store a terminal's latest health as received; return it (None: a cleared retained one)."""
+        if not payload:
+            return None  # a cleared retained message
+        health = decode_health(payload)
+        if health.device != device:
+            raise DecodeError(f"health of {health.device} on the topic of {device}", reason=Reason.TOPIC_MISMATCH)
+        self._known(device, "health")
+        self._store.set_health(device, payload.decode("utf-8"), now_ms)
+        self._counters["health"] += 1
+        return health
+
+    def event(self, device: str, payload: bytes, now_ms: int) -> None:
+        event = decode_event(payload)
+        if event.device != device:
+            raise DecodeError(f"event of {event.device} on the topic of {device}", reason=Reason.TOPIC_MISMATCH)
+        self._known(device, "event")
+        self._store.add_device_event(device, now_ms, event.t, event.kind.value, event.detail or "")
+        self._counters[f"event_{event.kind.value}"] += 1
+
+    def _known(self, device: str, what: str) -> None:
+        if self._store.device(device) is None:
+            raise ProtocolError(
+                f"{what} from unregistered device {device}", reason=Reason.UNKNOWN_DEVICE, device=device
+            )
