@@ -26,22 +26,31 @@ def simulator_commands() -> ModuleType | None:
     return cli
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from device import cli as device_cli
-    from hub import cli as hub_cli
-
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with `only` (a first word: device, hub, report, ...) just what that
+    command needs, so that a terminal's `pingjia device run` imports nothing of the hub's or the
+    simulator's (it is the long-running process whose memory counts)."""
     parser = argparse.ArgumentParser(prog="pingjia", description="counter-top satisfaction terminals and their hub")
     commands = parser.add_subparsers(dest="command", required=True)
-    device_cli.register(commands)
-    hub_cli.register(commands)
-    simulator = simulator_commands()
-    if simulator is not None:
-        simulator.register(commands)
+    if only in (None, "device"):
+        from device import cli as device_cli
+
+        device_cli.register(commands)
+    if only in (None, "hub", "report"):
+        from hub import cli as hub_cli
+
+        hub_cli.register(commands)
+    if only is None:
+        simulator = simulator_commands()
+        if simulator is not None:
+            simulator.register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    first = words[0] if words and words[0] in ("device", "hub", "report") else None
+    args = build_parser(first).parse_args(words)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
