@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from device import identity
-from device.events import HealthReported, Refused
+from device.events import Error, HealthReported, Refused, Thanked
 from device.outbox import Outbox
 from simulator.processes import TerminalProcess
 from tests.conftest import IN_CI
+from tests.device.counter import Counter
 
 pytestmark = pytest.mark.slow
 
@@ -63,38 +64,34 @@ def new_terminal(disk: Path, log: Path) -> tuple[Path, TerminalProcess]:
     return folder, terminal.start()
 
 
-def test_a_full_disk_takes_the_terminal_out_of_service_and_never_thanks_a_lost_rating(
-    small_disk: Path, tmp_path: Path
-) -> None:
-    folder, terminal = new_terminal(small_disk, tmp_path / "t01.log")
-    try:
-        terminal.wait_for(lambda t: t.ready, 20, "the terminal to start")
-        terminal.login("E1")
-        terminal.press(5)
-        terminal.wait_for(lambda t: t.thanked == [1], 10, "a rating while there is room")
-        filler = fill(small_disk)
-        for _ in range(400):  # presses until the outbox cannot take one (the WAL may hold a few more)
-            terminal.press(4)
-        terminal.wait_for(lambda t: t.state == "out_of_service", 30, "out of service")
-
-        def refused(t: TerminalProcess) -> int:
-            return sum(e.reason == "out_of_service" for e in t.of(Refused))
-
-        terminal.wait_for(lambda t: refused(t) >= 1, 30, "presses refused while out of service")
-        assert any("out of service" in detail for detail in terminal.errors())
-        assert any(e.fields["state"] == "out_of_service" for e in terminal.of(HealthReported))
-        thanked_while_full = list(terminal.thanked)
-        os.remove(filler)  # the technician frees the disk
-        terminal.wait_for(lambda t: t.state == "idle", 30, "the terminal to come back by itself")
-        terminal.press(3)
-        terminal.wait_for(lambda t: len(t.thanked) == len(thanked_while_full) + 1, 10, "a rating after recovery")
-    finally:
-        terminal.quit()
-    outbox = Outbox(folder / identity.OUTBOX_FILE, device="t01", create=False)
+def test_a_full_disk_takes_the_terminal_out_of_service_and_never_thanks_a_lost_rating(small_disk: Path) -> None:
+    # The terminal in this process (tests/device/counter.py), on the real small disk.
+    counter = Counter(
+        small_disk / "t01", settings=["thank_you_ms=0", "mode=open", "amend_window_s=0", "misuse_interval_s=0"]
+    )
+    counter.login("E1")
+    counter.press(5)
+    assert [t.seq for t in counter.of(Thanked)] == [1]  # a rating while there is room
+    filler = fill(small_disk)
+    for _ in range(400):  # presses until the outbox cannot take one (the WAL may hold a few more)
+        counter.press(4)
+    assert counter.state == "out_of_service"
+    assert sum(e.reason == "out_of_service" for e in counter.of(Refused)) >= 1  # presses refused while out of service
+    assert any("out of service" in e.detail for e in counter.of(Error))
+    assert any(e.fields["state"] == "out_of_service" for e in counter.of(HealthReported))
+    thanked_while_full = [t.seq for t in counter.of(Thanked)]
+    os.remove(filler)  # the technician frees the disk
+    counter.after(5_100)  # the next probe: the terminal comes back by itself
+    assert counter.state == "idle"
+    counter.press(3)
+    thanked = [t.seq for t in counter.of(Thanked)]
+    assert len(thanked) == len(thanked_while_full) + 1  # a rating after recovery
+    counter.close()
+    outbox = Outbox(small_disk / "t01" / identity.OUTBOX_FILE, device="t01", create=False)
     stored = {record.seq for record in outbox.records()}
     outbox.verify_chain()
     outbox.close()
-    assert set(terminal.thanked) <= stored, "a thanked rating is not in the outbox"
+    assert set(thanked) <= stored, "a thanked rating is not in the outbox"
     assert sorted(stored) == list(range(1, max(stored) + 1))
 
 
