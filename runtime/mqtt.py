@@ -51,6 +51,9 @@ log = logging.getLogger("pingjia.mqtt")
 
 PROTOCOLS = ("auto", "5", "3.1.1")
 NOT_UTF8_TOPIC = "(a topic that is not UTF-8)"  # what Inbound.topic says of one; no filter matches it
+# How long the network thread waits on the socket at a time: writes wake it at once (paho's socket
+# pair), so this only bounds how soon it sees `stop()` (and costs an idle wakeup this often).
+_LOOP_S = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,7 +332,7 @@ class MqttSession:
         deadline = time.monotonic() + self._connect_timeout_s
         subscribing: int | None = None
         while not self._stopping.is_set():
-            rc = client.loop(timeout=0.5)
+            rc = client.loop(timeout=_LOOP_S)
             if self._connack is not None and not self._connected and subscribing is None:
                 ok, code, session_present = self._connack
                 if not ok:
