@@ -132,9 +132,10 @@ class FakeBroker:
         if old is not None and old.link is not None and old.link is not link:
             self._drop(old.link, "session taken over", will=True)
             old = self._sessions.get(client.client_id)
+        persistent = not client.clean_start and client.session_expiry_s > 0  # kept while the client is away
         present = old is not None and not client.clean_start
-        session = old if present and old is not None else _Session(client.client_id, not client.clean_start)
-        session.persistent = not client.clean_start and client.session_expiry_s > 0
+        session = old if present and old is not None else _Session(client.client_id, persistent)
+        session.persistent = persistent  # as this connection asks
         self._sessions[client.client_id] = session
         session.link = link
         link._attempt += 1
