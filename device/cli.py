@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from device.clock import Clock
     from device.config import DeviceConfig
     from device.events import Report
+    from device.pairing import Pairing
+    from protocol import VerifyKey
     from runtime.mqtt import MqttBroker
 
 __all__ = ["register", "run_terminal"]
@@ -59,6 +61,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="override a setting (see README: terminal settings)",
     )
     run.add_argument("--id", dest="device_id", help="device id to take on first start (default: derived from the key)")
+    run.add_argument(
+        "--hub-key",
+        help="pin this hub key (64 hex digits) instead of the one pairing stored: for terminals provisioned "
+        "with the site's image; a terminal takes acks, commands and configuration signed by this key only",
+    )
     run.add_argument(
         "--lifeline", action="store_true", help="stop when standard input closes (always so with --keys stdin)"
     )
@@ -146,7 +153,7 @@ def run_terminal(args: argparse.Namespace, clock: Clock | None = None) -> int:
     from device import identity
     from device.clock import SystemClock
     from device.config import DeviceConfig
-    from device.errors import IdentityError
+    from device.errors import IdentityError, StateError
     from device.io import Io, Quit
     from device.io.stdin import StdinKeys
     from device.terminal import Terminal
@@ -178,8 +185,14 @@ def run_terminal(args: argparse.Namespace, clock: Clock | None = None) -> int:
     except (ConfigError, ValueError, OSError, IdentityError) as exc:
         print(f"pingjia device run: {exc}", file=sys.stderr)
         return 2
+    try:
+        hub_key = _pinned_hub_key(args.hub_key, loaded.data_dir)
+    except (ValueError, StateError) as exc:
+        print(f"pingjia device run: {exc}", file=sys.stderr)
+        return 2
 
     report, flush = _reporter(args.events)
+
     # Lines on stdin drive a terminal without a panel; with a panel (under systemd stdin is empty)
     # they are optional, and their end stops the terminal only when asked to.
     stdin = StdinKeys(sys.stdin.fileno(), quit_at_end=config.keys == "stdin" or args.lifeline)
@@ -198,6 +211,8 @@ def run_terminal(args: argparse.Namespace, clock: Clock | None = None) -> int:
                 io=io,
                 report=report,
                 flush=flush,
+                hub_key=hub_key,
+                broker_for=_broker_for(config, loaded.data_dir),
             ),
             report,
             flush,
@@ -211,6 +226,52 @@ def run_terminal(args: argparse.Namespace, clock: Clock | None = None) -> int:
         stdin.start(terminal.post)  # a second source of input beside the panel
     terminal.run()
     return 0
+
+
+def _pinned_hub_key(given: str | None, data_dir: Path) -> VerifyKey | None:
+    """The hub key to take control messages from: `--hub-key`, else the one pairing stored, else None."""
+    from device import identity
+    from device.state import StateDocument
+    from protocol import DecodeError, VerifyKey
+
+    text = given
+    if text is None:
+        state = StateDocument(data_dir / identity.STATE_FILE)
+        pairing = state.get("pairing")
+        state.close()
+        if isinstance(pairing, dict) and isinstance(pairing.get("hub_sign"), str):
+            text = pairing["hub_sign"]
+    if text is None:
+        return None
+    try:
+        return VerifyKey.from_hex(text)
+    except (DecodeError, ValueError) as exc:
+        raise ValueError(f"hub key {text[:80]!r} is not an Ed25519 public key (64 hex digits): {exc}") from None
+
+
+def _broker_for(config: DeviceConfig, data_dir: Path) -> Callable[[Pairing], MqttBroker | None]:
+    """How a terminal reaches the broker pairing gave it: its own account, and the site's CA."""
+
+    def make(pairing: Pairing) -> MqttBroker | None:
+        from runtime.mqtt import MqttBroker, parse_broker_url
+
+        ca = None
+        if pairing.tls_ca:
+            ca = data_dir / "hub-ca.pem"
+            ca.write_text(pairing.tls_ca, encoding="utf-8")
+        return MqttBroker(
+            url=parse_broker_url(pairing.broker),
+            protocol=config.mqtt_protocol,
+            keepalive_s=config.keepalive_s,
+            connect_timeout_s=config.connect_timeout_s,
+            reconnect_min_s=config.reconnect_min_s,
+            reconnect_max_s=config.reconnect_max_s,
+            username=pairing.username,
+            password=pairing.password,
+            tls_ca=str(ca) if ca is not None else None,
+        )
+
+    return make
 
 
 def _broker(url: str, config: DeviceConfig) -> MqttBroker:

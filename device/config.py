@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from runtime.settings import setting
 
-__all__ = ["DeviceConfig"]
+__all__ = ["DeviceConfig", "valid_hours"]
+
+_SPAN: Final = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]")
+
+
+def valid_hours(text: str) -> bool:
+    """Empty (always open), or comma-separated HH:MM-HH:MM spans, each starting before it ends."""
+    if text == "":
+        return True
+    spans = [part.strip() for part in text.split(",")]
+    return all(_SPAN.fullmatch(span) is not None and span[:5] < span[6:] for span in spans)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,6 +107,13 @@ class DeviceConfig:
         rule="five comma-separated labels",
         check=lambda text: len([part for part in text.split(",") if part.strip()]) == 5,
     )
+    language: str = setting("zh-CN", "the language of screens and voice prompts", choices=("zh-CN", "en"))
+    opening_hours: str = setting(
+        "",
+        "the counter's opening hours (site time), e.g. 08:30-12:00,13:30-17:00; empty: always open",
+        rule="empty, or HH:MM-HH:MM spans separated by commas",
+        check=valid_hours,
+    )
     debounce_ms: int = setting(
         40, "a key's repeated down-edges within this time are one press", unit="ms", low=0, high=1000
     )
@@ -111,7 +129,15 @@ class DeviceConfig:
     )
     broker: str = setting(
         "",
-        "mqtt://host:port[?protocol=5|3.1.1]; empty: store only (--broker and $PINGJIA_BROKER override)",
-        rule="empty, or mqtt://host:port",
-        check=lambda text: text == "" or text.startswith("mqtt://"),
+        "mqtt(s)://host:port[?protocol=5|3.1.1]; empty: the one pairing gave, else store only "
+        "(--broker and $PINGJIA_BROKER override)",
+        rule="empty, or mqtt://host:port or mqtts://host:port",
+        check=lambda text: text == "" or text.startswith(("mqtt://", "mqtts://")),
+    )
+    console_port: str = setting(
+        "",
+        "the technician console's serial port (a USB gadget port, e.g. /dev/ttyGS0; a pty in the simulator); "
+        "empty: none",
+        rule="empty, or a device path",
+        check=lambda text: text == "" or text.startswith("/"),
     )

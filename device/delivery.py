@@ -12,11 +12,18 @@ newest acked record was sent again to check a hub that has just come online (a l
 second hub worker may also be lower, and costs nothing when ignored); then `hub_behind` is true
 and `rewind` moves the watermark back so those records are sent again. The check is what tells a
 terminal with nothing to send, which would otherwise wait for its next press to find out.
+
+Gap repair: an ack may say the hub holds records past a gap (`held`): the broker lost a batch (a
+restart drops what a shared subscription had no subscriber for). The gap is sent again after
+GAP_GRACE_MS, unless an ack covers it first (a second hub worker may still be storing it), instead
+of after the whole ack timeout.
 """
 
 from __future__ import annotations
 
-__all__ = ["Delivery"]
+__all__ = ["GAP_GRACE_MS", "Delivery"]
+
+GAP_GRACE_MS = 300  # how long a gap the hub reports may still be filled by a batch in flight
 
 
 class Delivery:
@@ -43,6 +50,11 @@ class Delivery:
         self.resends = 0
         self.stalled = False  # records were sent again for lack of progress, and nothing moved since
         self.checking = False  # the newest acked record was sent again; no ack has answered it yet
+        self._gap_last: int | None = None  # the hub holds nothing in acked+1..this, and records past it
+        self._gap_due_ms: int | None = None
+        self.gaps = 0  # gaps sent again
+        self._probe_due_ms: int | None = None  # a hub came online: by then the watermark should move
+        self._probe_acked = 0
 
     @property
     def outstanding(self) -> int:
@@ -58,6 +70,7 @@ class Delivery:
 
     def connection_down(self) -> None:
         self.connected = False
+        self._gap_last = self._gap_due_ms = self._probe_due_ms = None
         self.sent = self.acked
         self.waiting_since_ms = None
         self.checking = False
@@ -98,6 +111,45 @@ class Delivery:
         self.stalled = False
         self.checking = False
 
+    def held(self, first_held: int, now_ms: int) -> None:
+        """The hub holds seq `first_held` (and on), but nothing between the watermark and it."""
+        last = min(first_held - 1, self.sent)
+        if last <= self.acked or self._gap_last is not None:
+            return  # nothing of it was sent yet on this connection, or a repair is already due
+        self._gap_last = last
+        self._gap_due_ms = now_ms + GAP_GRACE_MS
+
+    def gap_due(self, now_ms: int) -> tuple[int, int] | None:
+        """(first, last) of a reported gap to send again now, if it is due and still open."""
+        if self._gap_last is None or self._gap_due_ms is None or now_ms < self._gap_due_ms:
+            return None
+        first, last = self.acked + 1, self._gap_last
+        self._gap_last = self._gap_due_ms = None
+        if first > last or not self.connected:
+            return None
+        self.gaps += 1
+        return first, last
+
+    def hub_online(self, now_ms: int) -> None:
+        """A hub worker has just subscribed: records sent before may have found no subscriber (a
+        broker that restarted drops them for a shared subscription). If no ack moves the watermark
+        within GAP_GRACE_MS, everything unacked is sent again (`resend_due`)."""
+        if self.outstanding > 0 and self._probe_due_ms is None:
+            self._probe_due_ms = now_ms + GAP_GRACE_MS
+            self._probe_acked = self.acked
+
+    def resend_due(self, now_ms: int) -> bool:
+        """Whether the watermark stood still since a hub came online; if so, rewind to send again."""
+        if self._probe_due_ms is None or now_ms < self._probe_due_ms:
+            return False
+        self._probe_due_ms = None
+        if self.acked != self._probe_acked or self.outstanding <= 0 or not self.connected:
+            return False
+        self.sent = self.acked
+        self.waiting_since_ms = None
+        self.resends += 1
+        return True
+
     def next_range(self) -> tuple[int, int] | None:
         """(first, count) to send now, or None (nothing new, not connected, or the window is full)."""
         if not self.connected or self.sent >= self.head:
@@ -124,7 +176,9 @@ class Delivery:
         return True
 
     def deadline_ms(self) -> int | None:
-        """When `check_timeout` may next rewind (None: nothing outstanding)."""
-        if self.waiting_since_ms is None or self.outstanding <= 0:
-            return None
-        return self.waiting_since_ms + self.timeout_ms
+        """When `check_timeout` may next rewind or a gap is due (None: nothing outstanding)."""
+        timeout = None
+        if self.waiting_since_ms is not None and self.outstanding > 0:
+            timeout = self.waiting_since_ms + self.timeout_ms
+        due = [d for d in (timeout, self._gap_due_ms, self._probe_due_ms) if d is not None]
+        return min(due) if due else None

@@ -20,13 +20,19 @@ __all__ = [
     "Acked",
     "BadInput",
     "ClockJumped",
+    "Configured",
+    "ControlRefused",
     "Error",
+    "GapResent",
     "HealthReported",
     "HubBehind",
+    "Identified",
     "JsonLines",
     "Misuse",
     "Offline",
     "Online",
+    "PairedWith",
+    "PairingCodeShown",
     "PanelChanged",
     "Ready",
     "Recorded",
@@ -36,6 +42,7 @@ __all__ = [
     "Stopped",
     "TerminalEvent",
     "Thanked",
+    "UnpairedEvent",
     "from_json",
 ]
 
@@ -57,6 +64,8 @@ class Ready(TerminalEvent):
     head: int
     acked: int
     state: str
+    config_version: int = 0  # the hub's configuration document in force (0: none)
+    paired: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +205,71 @@ class BadInput(TerminalEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class ControlRefused(TerminalEvent):
+    """A control message (ack, command, configuration, hub status) was refused and changed
+    nothing: unsigned, signed by another key, for another terminal, replayed, rolled back, stale,
+    or arriving before the terminal was paired. `reason` is a protocol reason code."""
+
+    name: ClassVar[str] = "control_refused"
+    what: str
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Configured(TerminalEvent):
+    """A configuration document from the hub is in force (`version`), with these settings."""
+
+    name: ClassVar[str] = "configured"
+    version: int
+    settings: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class GapResent(TerminalEvent):
+    """The hub holds records past a gap: seqs `first`..`last` are sent again at once."""
+
+    name: ClassVar[str] = "gap_resent"
+    first: int
+    last: int
+
+
+@dataclass(frozen=True, slots=True)
+class PairingCodeShown(TerminalEvent):
+    """Not paired: the one-time code a technician confirms (valid `left_s` more seconds)."""
+
+    name: ClassVar[str] = "pairing_code"
+    code: str
+    left_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class PairedWith(TerminalEvent):
+    """A technician paired the terminal with a hub (its key's first 16 hex digits)."""
+
+    name: ClassVar[str] = "paired"
+    hub_key: str
+    broker: str
+    department: str
+    counter: str
+    tech: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnpairedEvent(TerminalEvent):
+    """A technician unpaired the terminal: it takes nothing from a hub until paired again."""
+
+    name: ClassVar[str] = "unpaired"
+
+
+@dataclass(frozen=True, slots=True)
+class Identified(TerminalEvent):
+    """A technician asked the terminal to show itself (blink and beep)."""
+
+    name: ClassVar[str] = "identified"
+
+
+@dataclass(frozen=True, slots=True)
 class Stopped(TerminalEvent):
     name: ClassVar[str] = "stopped"
     head: int
@@ -222,6 +296,13 @@ EVENTS: dict[str, type[TerminalEvent]] = {
         HealthReported,
         Error,
         BadInput,
+        ControlRefused,
+        Configured,
+        GapResent,
+        PairingCodeShown,
+        PairedWith,
+        UnpairedEvent,
+        Identified,
         Stopped,
     )
 }

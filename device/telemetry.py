@@ -21,7 +21,7 @@ from device.clock import Clock
 from device.events import ClockJumped, Error, HealthReported, Misuse, Report
 from device.io import IoStatus
 from device.outbox import Outbox
-from protocol import Channel, DeviceEvent, EventKind, Health, encode_event, encode_health
+from protocol import Channel, DeviceEvent, EventKind, Health, SigningKey, encode_event, encode_health
 from protocol.canonical import printable
 from protocol.limits import MAX_DETAIL_CHARS
 from runtime.logs import LogLimiter
@@ -61,9 +61,12 @@ class Telemetry:
         report: Report,
         errors: Errors,
         publish: Callable[[Channel, bytes], bool],
+        key: SigningKey,
     ) -> None:
-        """`publish(channel, payload)` sends on the terminal's own topic; False when offline."""
+        """`publish(channel, payload)` sends on the terminal's own topic; False when offline. `key`
+        signs health and events (the terminal's own key)."""
         self.device = device
+        self._key = key
         self.clock = clock
         self.heartbeat_ms = int(heartbeat_s * 1000)
         self.data_dir = data_dir
@@ -88,6 +91,10 @@ class Telemetry:
         rejected: int,
         unreadable: int,
         hub_epoch_ms: int | None,
+        refused: int = 0,
+        refused_last: str | None = None,
+        config_version: int = 0,
+        hub_key: str | None = None,
     ) -> Health:
         oldest = outbox.oldest_unacked_ms()
         wall = self.clock.wall_ms()
@@ -116,12 +123,16 @@ class Telemetry:
             last_error=self._errors.last,
             panel_dropped=io.dropped,
             unreadable=unreadable,
+            refused=refused,
+            refused_last=refused_last,
+            config_version=config_version or None,
+            hub_key=None if hub_key is None else hub_key[:16],
         )
 
     def publish_health(self, now: int, health: Health) -> None:
         """Report and publish (retained) a health message; the next is due a heartbeat later."""
         self.next_health_ms = now + self.heartbeat_ms
-        raw = encode_health(health)
+        raw = encode_health(health, self._key)
         self._report(HealthReported(json.loads(raw)))
         self._publish(Channel.HEALTH, raw)
 
@@ -134,7 +145,7 @@ class Telemetry:
             kind=kind,
             detail=None if detail is None else detail[:MAX_DETAIL_CHARS],
         )
-        self._publish(Channel.EVENT, encode_event(message))
+        self._publish(Channel.EVENT, encode_event(message, self._key))
 
     def misuse(self, presses: int, window_ms: int, now: int) -> None:
         self.misuse_alarms += 1

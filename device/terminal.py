@@ -24,11 +24,26 @@ import queue
 from collections import deque
 from collections.abc import Callable
 
+from device import __version__
 from device.clock import Clock
 from device.config import DeviceConfig
+from device.console import ConsoleLink, ConsoleRequest
 from device.delivery import Delivery
 from device.events import BadInput as BadInputReported
-from device.events import PanelChanged, Ready, Refused, Report, Shown, Stopped, Thanked
+from device.events import (
+    Configured,
+    Identified,
+    PairedWith,
+    PairingCodeShown,
+    PanelChanged,
+    Ready,
+    Refused,
+    Report,
+    Shown,
+    Stopped,
+    Thanked,
+    UnpairedEvent,
+)
 from device.flow import (
     Display,
     Effect,
@@ -49,11 +64,23 @@ from device.flow import (
 )
 from device.identity import Identity
 from device.io import BadInput, CardTap, Io, IoDown, IoStatus, IoUp, Quit, Screen
+from device.pairing import Identify, Paired, Pairer, Pairing, Unpaired, load_pairing, store_in
 from device.recorder import Recorder
 from device.telemetry import Errors, Telemetry
-from device.uplink import Uplink
-from protocol import EventKind, PanelState
+from device.uplink import CONFIG_DOC, Uplink
+from protocol import (
+    AuthError,
+    Channel,
+    ConfigDoc,
+    DecodeError,
+    EventKind,
+    PanelState,
+    VerifyKey,
+    decode_config,
+    verify_config,
+)
 from runtime.link import Broker, Inbound, LinkDown, LinkUp
+from runtime.settings import ConfigError, replaced
 
 __all__ = ["Terminal"]
 
@@ -75,16 +102,33 @@ class Terminal:
         io: Io | None = None,
         report: Report = _ignore,
         flush: Callable[[], None] = lambda: None,
+        hub_key: VerifyKey | None = None,
+        console: ConsoleLink | None = None,
+        broker_for: Callable[[Pairing], Broker | None] | None = None,
     ) -> None:
         """OutboxError if the outbox cannot be opened now (the caller may wait for it); IdentityError
-        if it is not this identity's."""
+        if it is not this identity's.
+
+        `hub_key`: a hub key to pin instead of the one pairing stored (None: pairing's; not paired:
+        nothing the broker brings is taken). `broker`: the broker to use instead of the one pairing
+        gave; `broker_for(pairing)` makes the broker of a pairing (at start, when `broker` is None,
+        and when a technician pairs the terminal again). `console`: the technician's serial console
+        (default: one on the `console_port` setting, if set).
+        """
         self.device = identity.device
+        self.identity = identity
+        self.inbox: queue.Queue[object] = queue.Queue()
+        if console is None and config.console_port:
+            console = ConsoleLink(config.console_port, self.inbox.put)
+        self.console = console
+        self._broker_for = broker_for
+        self.base_config = config  # the terminal's own settings; a hub's document goes on top
         self.config = config
+        self.hub_key = hub_key
         self.clock = clock
         self.io = io
         self.report = report
         self._flush = flush  # hands on what `report` has buffered: once per turn of the loop
-        self.inbox: queue.Queue[object] = queue.Queue()
         self.errors = Errors(self.device, report)
         self.recorder = Recorder(
             identity=identity,
@@ -93,7 +137,21 @@ class Terminal:
             report=report,
             complain=self.errors,
         )
-        outbox = self.recorder.outbox
+        pairing = load_pairing(self.recorder.state)
+        self.pairer = Pairer(
+            device=identity.device,
+            pubkey=identity.public_hex,
+            fw=__version__,
+            pairing=pairing,
+            now_ms=clock.mono_ms(),
+            persist=store_in(self.recorder.state),
+        )
+        if hub_key is None and pairing is not None:
+            self.hub_key = hub_key = VerifyKey.from_hex(pairing.hub_sign)
+        if broker is None and pairing is not None and broker_for is not None:
+            broker = broker_for(pairing)
+        self._said_code: str | None = None
+        self.config_version, config_problem = self._stored_config()
         self.flow = Flow(
             rules=_rules(config),
             staff=self.recorder.saved_staff,
@@ -101,24 +159,7 @@ class Terminal:
         )
         self.uplink: Uplink | None = None
         if broker is not None:
-            self.uplink = Uplink(
-                device=self.device,
-                key=identity.key,
-                outbox=outbox,
-                boots=self.recorder.boots,
-                broker=broker,
-                post=self.inbox.put,
-                delivery=Delivery(
-                    acked=outbox.acked,
-                    head=outbox.head[0],
-                    batch_max=config.batch_max,
-                    window=config.window_records,
-                    ack_timeout_ms=int(config.ack_timeout_s * 1000),
-                    ack_timeout_max_ms=int(config.ack_timeout_max_s * 1000),
-                ),
-                report=report,
-                errors=self.errors,
-            )
+            self.uplink = self._uplink(broker)
         self.telemetry = Telemetry(
             device=self.device,
             clock=clock,
@@ -126,10 +167,150 @@ class Terminal:
             data_dir=identity.data_dir,
             report=report,
             errors=self.errors,
-            publish=self.uplink.publish if self.uplink is not None else lambda _channel, _raw: False,
+            publish=self._publish,
+            key=identity.key,
         )
-        self._labels = [label.strip() for label in config.reason_labels.split(",")]
+        self._labels = [label.strip() for label in self.config.reason_labels.split(",")]
         self._last_event_ms = clock.mono_ms()
+        if config_problem is not None:
+            self.errors(config_problem)
+
+    def _uplink(self, broker: Broker) -> Uplink:
+        outbox = self.recorder.outbox
+        config = self.config
+        return Uplink(
+            device=self.device,
+            key=self.identity.key,
+            outbox=outbox,
+            boots=self.recorder.boots,
+            broker=broker,
+            post=self.inbox.put,
+            delivery=Delivery(
+                acked=outbox.acked,
+                head=outbox.head[0],
+                batch_max=config.batch_max,
+                window=config.window_records,
+                ack_timeout_ms=int(config.ack_timeout_s * 1000),
+                ack_timeout_max_ms=int(config.ack_timeout_max_s * 1000),
+            ),
+            report=self.report,
+            errors=self.errors,
+            hub_key=self.hub_key,
+            state=self.recorder.state,
+            apply_config=self._apply_config,
+            config_version=self.config_version,
+        )
+
+    def _publish(self, channel: Channel, raw: bytes) -> bool:
+        return self.uplink is not None and self.uplink.publish(channel, raw)
+
+    # -- the technician's console -------------------------------------------------------------------
+
+    def _console(self, item: ConsoleRequest, now: int) -> None:
+        response, change = self.pairer.handle(item.request, now_ms=now, wall_ms=self.clock.wall_ms())
+        item.reply(response)
+        if isinstance(change, Paired):
+            self._paired(change.pairing, change.staff, now)
+        elif isinstance(change, Unpaired):
+            self._unpaired(now)
+        elif isinstance(change, Identify):
+            log.warning("%s: a technician asked this terminal to show itself", self.device)
+            self.report(Identified())
+            if self.io is not None:
+                self.io.refuse()  # the panel's beep and blink
+                self._show(self._now_showing(), said=False)
+
+    def _paired(self, pairing: Pairing, staff: str | None, now: int) -> None:
+        """Take the new hub: its key, and the broker account pairing gave (the old link ends)."""
+        if self.uplink is not None:
+            self.uplink.stop()
+            self.uplink = None
+        self.hub_key = VerifyKey.from_hex(pairing.hub_sign)
+        self._said_code = None
+        broker = self._broker_for(pairing) if self._broker_for is not None else None
+        if broker is not None:
+            self.uplink = self._uplink(broker)
+            self.uplink.start()
+        log.warning(
+            "%s: paired with hub %s by %s (%s, %s)",
+            self.device,
+            pairing.hub_sign[:16],
+            pairing.tech,
+            pairing.department,
+            pairing.counter,
+        )
+        self.report(
+            PairedWith(
+                hub_key=pairing.hub_sign[:16],
+                broker=pairing.broker,
+                department=pairing.department,
+                counter=pairing.counter,
+                tech=pairing.tech,
+            )
+        )
+        if staff:
+            self._feed([Login(staff)], now)
+
+    def _unpaired(self, now: int) -> None:
+        if self.uplink is not None:
+            self.uplink.stop()
+            self.uplink = None
+        self.hub_key = None
+        log.warning("%s: unpaired; it takes nothing from a hub until paired again", self.device)
+        self.report(UnpairedEvent())
+        self._say_code(now)
+
+    def _say_code(self, now: int) -> None:
+        """While unpaired, say the pairing code (again whenever it is renewed)."""
+        code = self.pairer.shown_code(now)
+        if code is None or self.hub_key is not None or code.digits == self._said_code:
+            return  # paired, or provisioned with a pinned key (the console still gives the code)
+        self._said_code = code.digits
+        left_s = code.left_ms(now) // 1000
+        log.warning("%s: not paired; pairing code %s (valid %d s more)", self.device, code.digits, left_s)
+        self.report(PairingCodeShown(code=code.digits, left_s=left_s))
+
+    # -- configuration from the hub -----------------------------------------------------------------
+
+    def _stored_config(self) -> tuple[int, str | None]:
+        """Put the last good configuration document in force again (kept across reboots, and checked
+        again with the pinned key); (its version or 0, a problem to say or None)."""
+        raw = self.recorder.state.get(CONFIG_DOC)
+        if not isinstance(raw, str) or self.hub_key is None:
+            return 0, None
+        try:
+            doc = decode_config(raw.encode("utf-8"))
+            verify_config(doc, self.hub_key)
+        except (DecodeError, AuthError) as exc:
+            return 0, f"the stored configuration document is not in force: {exc}"
+        if doc.device != self.device:
+            return 0, f"the stored configuration document is for {doc.device}"
+        try:
+            self.config = self._configured(doc)
+        except ConfigError as exc:
+            return 0, f"the stored configuration document {doc.version} is not in force: {exc}"
+        return doc.version, None
+
+    def _configured(self, doc: ConfigDoc) -> DeviceConfig:
+        settings = {name: value for name, value in doc.settings.items() if name != "staff"}
+        return replaced(self.base_config, settings, source=f"configuration document {doc.version}")
+
+    def _apply_config(self, doc: ConfigDoc) -> str | None:
+        """Put a verified, newer document in force; None, or why its settings are refused (then
+        nothing of it is in force)."""
+        try:
+            config = self._configured(doc)
+        except ConfigError as exc:
+            return str(exc)
+        self.config = config
+        self.config_version = doc.version
+        self.flow.rules = _rules(config)
+        self._labels = [label.strip() for label in config.reason_labels.split(",")]
+        self.report(Configured(version=doc.version, settings=dict(doc.settings)))
+        staff = doc.settings.get("staff")
+        if staff is not None and staff != (self.flow.staff or ""):
+            self.post(Logout() if staff == "" else Login(staff))
+        return None
 
     # -- running ------------------------------------------------------------------------------------
 
@@ -150,16 +331,28 @@ class Terminal:
     def start(self) -> None:
         if self.io is not None:
             self.io.start(self.inbox.put)
+        if self.console is not None:
+            self.console.start()
         if self.uplink is not None:
             self.uplink.start()
         outbox = self.recorder.outbox
         if self.recorder.storage_error is not None:
             self.errors(f"out of service: {self.recorder.storage_error}")
-        self.report(Ready(device=self.device, head=outbox.head[0], acked=outbox.acked, state=self.flow.state.value))
+        self.report(
+            Ready(
+                device=self.device,
+                head=outbox.head[0],
+                acked=outbox.acked,
+                state=self.flow.state.value,
+                config_version=self.config_version,
+                paired=self.pairer.pairing is not None,
+            )
+        )
         log.info(
             "%s: ready, head seq %d, acked %d, state %s", self.device, outbox.head[0], outbox.acked, self.flow.state
         )
         self._show(self._now_showing(), said=False)
+        self._say_code(self.clock.mono_ms())
 
     def turn(self, *, wait: bool = True) -> str | None:
         """Take one item from the inbox (waiting for it until the next deadline, if `wait`), then run
@@ -186,6 +379,9 @@ class Terminal:
 
     def _wait_s(self, now: int) -> float:
         deadlines = [self.telemetry.next_health_ms, *self.recorder.deadline_ms(self._last_event_ms)]
+        code = self.pairer.shown_code(now)
+        if code is not None:
+            deadlines.append(code.expires_ms)
         for deadline in (self.flow.deadline_ms, self.uplink.delivery.deadline_ms() if self.uplink else None):
             if deadline is not None:
                 deadlines.append(deadline)
@@ -208,6 +404,8 @@ class Terminal:
                 self.uplink.link_down(item)
         elif isinstance(item, IoUp | IoDown):
             self._io_changed(item, now)
+        elif isinstance(item, ConsoleRequest):
+            self._console(item, now)
         elif isinstance(item, BadInput):
             log.warning("%s: ignored input %r: %s", self.device, item.line, item.detail)
             self.report(BadInputReported(line=item.line, detail=item.detail))
@@ -226,6 +424,7 @@ class Terminal:
             self._publish_health(now)
         if now >= self.telemetry.next_health_ms:
             self._publish_health(now)
+        self._say_code(now)
 
     # -- the flow -----------------------------------------------------------------------------------
 
@@ -234,9 +433,12 @@ class Terminal:
         waiting = deque(events)
         while waiting:
             event = waiting.popleft()
+            clerk = self.flow.staff
             for effect in self.flow.handle(event, now):
                 waiting.extend(self._carry_out(effect, event, now))
             self.recorder.bind(self.flow.staff)  # the clerk's log-in survives a reboot
+            if self.flow.staff != clerk:
+                self._publish_health(now)  # the hub knows who is at the counter (a replacement takes them over)
             if isinstance(event, StoreFailed):
                 self.telemetry.event(EventKind.OUT_OF_SERVICE, now, event.detail)
                 self._publish_health(now)
@@ -317,10 +519,16 @@ class Terminal:
                 rejected=uplink.rejected if uplink else 0,
                 unreadable=uplink.unreadable if uplink else 0,
                 hub_epoch_ms=uplink.hub_epoch_ms if uplink else None,
+                refused=uplink.refused if uplink else 0,
+                refused_last=uplink.refused_last if uplink else None,
+                config_version=uplink.config_version if uplink else self.config_version,
+                hub_key=self.hub_key.hex if self.hub_key is not None else None,
             ),
         )
 
     def close(self) -> None:
+        if self.console is not None:
+            self.console.stop()
         if self.io is not None:
             self.io.stop()
         if self.uplink is not None:

@@ -15,6 +15,14 @@ import logging
 import os
 import signal
 import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hub.config import HubConfig
+    from hub.db import Database
+    from runtime.mqtt import MqttBroker
 
 __all__ = ["FALLBACK_DB", "register"]
 
@@ -36,13 +44,93 @@ def _add_db(parser: argparse.ArgumentParser, *, what: str = "the hub database") 
     )
 
 
+def _add_key(parser: argparse.ArgumentParser) -> None:
+    from hub.identity import DEFAULT_KEY_FILE
+
+    parser.add_argument(
+        "--hub-key",
+        type=Path,
+        default=Path(os.environ.get("PINGJIA_HUB_KEY", DEFAULT_KEY_FILE)),
+        help=f"the hub's key file, made by `pingjia hub init` (default $PINGJIA_HUB_KEY, else {DEFAULT_KEY_FILE})",
+    )
+
+
+def _add_broker(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--broker", default=os.environ.get("PINGJIA_BROKER", "mqtt://127.0.0.1:1883"))
+    parser.add_argument(
+        "--broker-secret",
+        type=Path,
+        default=Path(os.environ["PINGJIA_BROKER_SECRET"]) if os.environ.get("PINGJIA_BROKER_SECRET") else None,
+        help="the hub's broker passwords (hub.secret, written by `pingjia hub broker-config`); "
+        "default $PINGJIA_BROKER_SECRET; none: connect without credentials",
+    )
+    parser.add_argument("--tls-ca", help="CA certificate (PEM) to check an mqtts:// broker against")
+
+
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("hub", help="the hub: ingest, registry, audit")
     sub = parser.add_subparsers(dest="hub_command", required=True)
 
+    _register_control(sub)
+    _register_serving(sub)
+    _register_registry(sub)
+
+    from hub import brokerconf, pairing
+
+    brokerconf.add_command(sub)
+    pairing.add_commands(sub)
+
+    report = commands.add_parser("report", help="figures per staff member or department for a month or a day")
+    _add_db(report)
+    report.add_argument("--period", required=True, help="YYYY-MM or YYYY-MM-DD (site time zone)")
+    report.add_argument("--by", choices=["staff", "department"], default="staff")
+    report.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    report.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="hub settings, e.g. timeout_score=0",
+    )
+    report.set_defaults(func=_report)
+
+
+def _register_control(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    init = sub.add_parser("init", help="make the hub's keys (Ed25519 to sign, X25519 to seal), once per site")
+    _add_key(init)
+    init.set_defaults(func=_init)
+
+    command = sub.add_parser("command", help="sign and send a command to a terminal (login, logout, invite)")
+    _add_db(command)
+    _add_key(command)
+    _add_broker(command)
+    command.add_argument("--device", required=True)
+    command.add_argument("cmd", choices=["login", "logout", "invite"])
+    command.add_argument("--staff", help="login: the clerk (a registered staff id)")
+    command.add_argument("--ticket", help="invite: the queue system's ticket")
+    command.add_argument("--ref", help="the sender's reference, written to the terminal's log")
+    command.set_defaults(func=_command)
+
+    configure = sub.add_parser(
+        "configure", help="set a department's or a terminal's settings; sends each terminal a signed document"
+    )
+    _add_db(configure)
+    _add_key(configure)
+    _add_broker(configure)
+    where = configure.add_mutually_exclusive_group(required=True)
+    where.add_argument("--device")
+    where.add_argument("--department")
+    configure.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE")
+    configure.add_argument("--unset", action="append", default=[], metavar="NAME")
+    configure.set_defaults(func=_configure)
+
+
+def _register_serving(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = sub.add_parser("serve", help="verify, store and acknowledge ratings from the broker")
     _add_db(serve, what="the hub database, migrated to this version's schema at start")
-    serve.add_argument("--broker", default=os.environ.get("PINGJIA_BROKER", "mqtt://127.0.0.1:1883"))
+    _add_key(serve)
+    _add_broker(serve)
     serve.add_argument("--client-id", default="pingjia-hub")
     serve.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE")
     serve.add_argument("--log-level", default="INFO")
@@ -60,6 +148,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     _add_db(migrate)
     migrate.set_defaults(func=_migrate)
 
+
+def _register_registry(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_device = sub.add_parser("add-device", help="register a terminal's public key")
     _add_db(add_device, what="the hub database (created if it does not exist yet)")
     add_device.add_argument("--id", dest="device_id", required=True)
@@ -85,25 +175,30 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     devices.add_argument("--events", type=int, default=5, help="latest events per terminal")
     devices.set_defaults(func=_devices)
 
+    forks = sub.add_parser("forks", help="evidence of terminals whose key signed two histories (cloned or stolen)")
+    _add_db(forks)
+    forks.add_argument("--all", dest="everything", action="store_true", help="settled ones too")
+    forks.set_defaults(func=_forks)
+
+    settle = sub.add_parser("settle-fork", help="decide which history of a forked terminal stands")
+    _add_db(settle)
+    settle.add_argument("--device", required=True)
+    settle.add_argument("--seq", type=int, required=True)
+    settle.add_argument(
+        "--keep",
+        choices=["stored", "other"],
+        required=True,
+        help="stored: what the hub holds stands; other: the refused history is the terminal's own "
+        "(stored records from --seq on are deleted, and the terminal's resends are stored)",
+    )
+    settle.add_argument("--by", required=True, help="who decides (kept with the decision)")
+    settle.add_argument("--why", default="", help="why (kept with the decision)")
+    settle.set_defaults(func=_settle_fork)
+
     verify = sub.add_parser("verify", help="audit: check every stored record's own signature and chain link")
     _add_db(verify)
     verify.add_argument("--device", help="only this terminal")
     verify.set_defaults(func=_verify)
-
-    report = commands.add_parser("report", help="figures per staff member or department for a month or a day")
-    _add_db(report)
-    report.add_argument("--period", required=True, help="YYYY-MM or YYYY-MM-DD (site time zone)")
-    report.add_argument("--by", choices=["staff", "department"], default="staff")
-    report.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    report.add_argument(
-        "--set",
-        dest="settings",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="hub settings, e.g. timeout_score=0",
-    )
-    report.set_defaults(func=_report)
 
 
 def _fail(command: str, error: Exception) -> int:
@@ -111,18 +206,52 @@ def _fail(command: str, error: Exception) -> int:
     return 2
 
 
+def _broker(args: argparse.Namespace, config: HubConfig, username: str) -> MqttBroker:
+    """The broker of `--broker`, with the hub account `username`'s password from `--broker-secret`."""
+    from hub.brokerconf import load_hub_secret
+    from runtime.mqtt import MqttBroker, parse_broker_url
+
+    url = parse_broker_url(args.broker)
+    password = None
+    if args.broker_secret is not None:
+        secret = load_hub_secret(args.broker_secret)
+        if username not in secret:
+            raise ValueError(f"{args.broker_secret} holds no password for the hub account {username}")
+        password = secret[username]
+    return MqttBroker(
+        url=url,
+        protocol=config.mqtt_protocol,
+        reconnect_min_s=config.reconnect_min_s,
+        reconnect_max_s=config.reconnect_max_s,
+        username=username if password is not None else None,
+        password=password,
+        tls_ca=args.tls_ca,
+    )
+
+
+def _init(args: argparse.Namespace) -> int:
+    from hub import identity
+
+    try:
+        keys = identity.create(args.hub_key)
+    except identity.HubKeyError as exc:
+        return _fail("hub init", exc)
+    print(identity.describe(keys, args.hub_key))
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
+    from hub import identity
     from hub.config import HubConfig
     from hub.db import is_postgres
     from hub.errors import HubError
     from hub.serve import Hub
-    from runtime.mqtt import MqttBroker, parse_broker_url
     from runtime.settings import ConfigError, from_assignments
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         config = from_assignments(HubConfig, args.settings)
-        url = parse_broker_url(args.broker)
+        keys = identity.load(args.hub_key)
         if args.workers > 1:
             from hub.workers import Supervisor
             from hub.writer import Writer
@@ -138,15 +267,18 @@ def _serve(args: argparse.Namespace) -> int:
                 group=args.share_group or "pingjia-hub",
                 settings=args.settings,
                 log_level=args.log_level,
+                passed=_passed(args),
             )
             return supervisor.run()
-        broker = MqttBroker(
-            url=url,
-            protocol=config.mqtt_protocol,
-            reconnect_min_s=config.reconnect_min_s,
-            reconnect_max_s=config.reconnect_max_s,
+        broker = _broker(args, config, args.client_id)
+        hub = Hub(
+            db=args.db,
+            broker=broker,
+            config=config,
+            keys=keys,
+            client_id=args.client_id,
+            share_group=args.share_group,
         )
-        hub = Hub(db=args.db, broker=broker, config=config, client_id=args.client_id, share_group=args.share_group)
     except (ConfigError, ValueError, HubError) as exc:
         return _fail("hub serve", exc)
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -156,6 +288,72 @@ def _serve(args: argparse.Namespace) -> int:
 
         hold_lifeline(sys.stdin.fileno(), hub.stop)
     hub.run()
+    return 0
+
+
+def _passed(args: argparse.Namespace) -> list[str]:
+    """The options a supervisor hands on to its workers, beside the ones it sets itself."""
+    passed = ["--hub-key", str(args.hub_key)]
+    if args.broker_secret is not None:
+        passed += ["--broker-secret", str(args.broker_secret)]
+    if args.tls_ca:
+        passed += ["--tls-ca", args.tls_ca]
+    return passed
+
+
+_CONTROL_CLIENT = "pingjia-hub-control"  # the hub account of the control commands (not a serving worker's)
+
+
+def _command(args: argparse.Namespace) -> int:
+    from hub import control, identity
+    from hub.config import HubConfig
+    from hub.errors import HubError
+    from hub.writer import Writer
+    from protocol import CommandName
+
+    try:
+        keys = identity.load(args.hub_key)
+        broker = _broker(args, HubConfig(), _CONTROL_CLIENT)
+        with Writer.open(args.db) as writer:
+            publication = writer.write(
+                control.next_command,
+                keys,
+                args.device,
+                CommandName(args.cmd),
+                staff=args.staff,
+                ticket=args.ticket,
+                ref=args.ref,
+                now_ms=time.time_ns() // 1_000_000,
+            )
+        control.publish(broker, _CONTROL_CLIENT, [publication])
+    except (HubError, ValueError, TimeoutError) as exc:
+        return _fail("hub command", exc)
+    print(json.dumps({"device": args.device, "cmd": args.cmd, "topic": publication.topic}))
+    return 0
+
+
+def _configure(args: argparse.Namespace) -> int:
+    from hub import control, identity
+    from hub.config import HubConfig
+    from hub.errors import HubError
+    from hub.writer import Writer
+
+    scope, target = ("device", args.device) if args.device else ("department", args.department)
+
+    def change(db: Database) -> list[control.Publication]:
+        now_ms = time.time_ns() // 1_000_000
+        control.set_config(db, scope, target, args.settings, unset=args.unset, now_ms=now_ms)
+        return control.config_documents(db, keys, control.devices_of(db, scope, target), now_ms)
+
+    try:
+        keys = identity.load(args.hub_key)
+        broker = _broker(args, HubConfig(), _CONTROL_CLIENT)
+        with Writer.open(args.db) as writer:
+            publications = writer.write(change)
+        control.publish(broker, _CONTROL_CLIENT, publications)
+    except (HubError, ValueError, TimeoutError) as exc:
+        return _fail("hub configure", exc)
+    print(json.dumps({scope: target, "terminals": len(publications)}, ensure_ascii=False))
     return 0
 
 
@@ -229,6 +427,33 @@ def _devices(args: argparse.Namespace) -> int:
     except HubError as exc:
         return _fail("hub devices", exc)
     print(json.dumps(listing, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _forks(args: argparse.Namespace) -> int:
+    from hub.errors import HubError
+    from hub.queries import Reader
+
+    try:
+        with Reader.open(args.db) as reader:
+            found = reader.forks(everything=args.everything)
+    except HubError as exc:
+        return _fail("hub forks", exc)
+    print(json.dumps(found, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _settle_fork(args: argparse.Namespace) -> int:
+    from hub import forks
+    from hub.errors import HubError
+    from hub.writer import Writer
+
+    try:
+        with Writer.open(args.db) as writer:
+            done = writer.write(forks.settle, args.device, args.seq, keep=args.keep, by=args.by, why=args.why)
+    except HubError as exc:
+        return _fail("hub settle-fork", exc)
+    print(json.dumps(done, ensure_ascii=False))
     return 0
 
 

@@ -5,7 +5,10 @@ heartbeat carrying the hub offset the terminal measured from an ack anchors a bo
 anchor + mono, however wrong the wall clock and however late the message. Records are placed by
 their own wall clock when it agrees with the anchor within `clock_tolerance_s`, else by the
 anchor; without an anchor, a wall clock before 2020 or too far ahead is replaced by the time of
-receipt. A new anchor places the boot's records stored before it again (`heartbeat`).
+receipt. A new anchor places the boot's records stored before it again (`heartbeat`). A heartbeat
+anchors only within plausible bounds: the hub time it implies for its own sending must be the time
+of receipt (within seconds), or at most ten minutes before it; so no heartbeat, however signed, can move a boot's
+records to another time than the one the hub itself measured.
 
 Days are the site's (`timezone`), computed once per 15-minute bucket: storage stays UTC.
 """
@@ -24,6 +27,8 @@ __all__ = ["Clock"]
 _EARLIEST_MS = 1_577_836_800_000  # 2020-01-01T00:00Z: a terminal clock before this has not been set
 _DAY_BUCKET_MS = 900_000  # every real UTC offset is a multiple of 15 minutes
 _ANCHOR_SLACK_MS = 250  # a new anchor within this of the stored one changes nothing worth a rewrite
+_REPORT_MAX_AGE_MS = 600_000  # a heartbeat that says it was sent longer ago than this anchors nothing
+_REPORT_AHEAD_MS = 5_000  # ... or later than its receipt by more than this (clock error, rounding)
 
 
 class Clock:
@@ -34,6 +39,7 @@ class Clock:
         self._tz = ZoneInfo(config.timezone)
         self._days: dict[int, str] = {}
         self._anchors: dict[tuple[str, str], int | None] = {}  # (device, boot) -> hub epoch ms
+        self.implausible = 0  # heartbeats whose clock report was out of bounds, not used
 
     def forget(self) -> None:
         """After a failed transaction: anchors read or set since its start may not be stored."""
@@ -69,6 +75,13 @@ class Clock:
         # The terminal measured hub time minus its monotonic clock from an ack; that holds for the
         # whole boot, however wrong its wall clock is and however late this message arrives.
         epoch = health.t - health.mono + health.hub_offset_ms
+        # The anchor says when, by the hub's clock, the heartbeat was sent: epoch + mono. That must
+        # be now (give or take the skew) or a little before (a late delivery); anything else is not a
+        # clock report to re-date records by, whoever signed it.
+        sent_ms = epoch + health.mono
+        if not now_ms - _REPORT_MAX_AGE_MS <= sent_ms <= now_ms + _REPORT_AHEAD_MS:
+            self.implausible += 1
+            return 0
         current = self._anchor(device, health.boot)
         if current is not None and abs(current - epoch) <= _ANCHOR_SLACK_MS:
             return 0

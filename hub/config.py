@@ -81,6 +81,15 @@ class HubConfig:
         low=0,
         high=4_294_967_295,
     )
+    rejects_per_minute: int = setting(
+        60,
+        "refusals recorded, logged and answered per terminal (or for all topics naming none) per minute, after "
+        "a burst of rejects_burst; past it they are only counted (rejects_unrecorded)",
+        low=1,
+        high=1_000_000,
+    )
+    rejects_burst: int = setting(120, "see rejects_per_minute", low=1, high=1_000_000)
+    rejects_max_rows: int = setting(100_000, "the rejects table keeps this many newest rows", low=100, high=100_000_000)
     stats_every_s: float = setting(10.0, "interval of the hub's progress line in its log", unit="s", low=0.5, high=3600)
     mqtt_protocol: str = setting("auto", "MQTT version: 5, 3.1.1, or auto", choices=("auto", "5", "3.1.1"))
     reconnect_min_s: float = setting(

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from hub.budget import RejectBudget
 from hub.clock import Clock
 from hub.config import HubConfig
 from hub.prepare import Prepared, Preparer
@@ -35,6 +36,8 @@ __all__ = ["Ingest", "Outcome"]
 
 log = logging.getLogger("pingjia.hub.ingest")
 
+_PRUNE_EVERY = 1000  # reject rows written between two checks of the table's size
+
 
 @dataclass
 class Outcome:
@@ -45,6 +48,7 @@ class Outcome:
     stored: int = 0
     duplicates: int = 0
     upto: int = 0
+    held: tuple[int, int] | None = None  # stored past a gap after `upto` (gap repair)
     rejections: list[Rejection] = field(default_factory=list)
 
     @property
@@ -63,6 +67,8 @@ class Ingest:
         self._preparer = Preparer()
         self._data_version: int | None = None
         self._limited = LogLimiter(log)
+        self.budget = RejectBudget(per_minute=config.rejects_per_minute, burst=config.rejects_burst)
+        self._rows_since_prune = 0
 
     def prepare(self, topic: str, payload: bytes) -> Prepared:
         """`prepare_many` of one message."""
@@ -138,9 +144,12 @@ class Ingest:
                 self.telemetry.status(device, payload, now_ms)
             elif channel is Channel.HEALTH:
                 health = self.telemetry.health(device, payload, now_ms)
+                implausible = self.clock.implausible
                 retimed = 0 if health is None else self.clock.heartbeat(device, health, now_ms)
                 if retimed:
                     self.counters["retimed"] += retimed
+                if self.clock.implausible != implausible:
+                    self.counters["clock_implausible"] += 1
             elif channel is Channel.EVENT:
                 self.telemetry.event(device, payload, now_ms)
             else:
@@ -165,6 +174,14 @@ class Ingest:
             self.counters["rejected_again"] += 1
             return Outcome(device=None)
         self.counters[f"rejected_{error.reason.value}"] += 1
+        if not self.budget.take(outcome.device, now_ms):
+            # Past this source's budget: counted only (no row, no log line, no answer).
+            self.counters["rejects_unrecorded"] += 1
+            return Outcome(device=None)
+        self._rows_since_prune += 1
+        if self._rows_since_prune >= _PRUNE_EVERY:
+            self._rows_since_prune = 0
+            self.counters["rejects_pruned"] += self.store.prune_rejects(self.config.rejects_max_rows)
         self.store.add_reject(
             at_ms=now_ms,
             topic=topic,

@@ -70,10 +70,27 @@ class Reader:
     def device_listing(self, events: int) -> list[dict[str, Any]]:
         """Every terminal as `pingjia hub devices` shows it: status, latest health, latest `events`."""
         rows = self.db.execute(
-            "SELECT id, department, counter, upto, status_state, status_ms, health, health_ms FROM devices ORDER BY id"
+            "SELECT id, department, counter, upto, status_state, status_ms, health, health_ms, revoked_ms, "
+            "replaced_by, config_version, paired_by FROM devices ORDER BY id"
         ).fetchall()
+        forks = dict(
+            self.db.execute("SELECT device, count(*) FROM forks WHERE settled_ms IS NULL GROUP BY device").fetchall()
+        )
         listing = []
-        for device, department, counter, upto, state, status_ms, health, health_ms in rows:
+        for (
+            device,
+            department,
+            counter,
+            upto,
+            state,
+            status_ms,
+            health,
+            health_ms,
+            revoked_ms,
+            replaced_by,
+            config_version,
+            paired_by,
+        ) in rows:
             latest = self.db.execute(
                 "SELECT at_ms, kind, detail FROM device_events WHERE device = ? ORDER BY at_ms DESC LIMIT ?",
                 (device, events),
@@ -89,9 +106,27 @@ class Reader:
                     "health": json.loads(health) if health else None,
                     "health_ms": health_ms,
                     "events": [{"at_ms": a, "kind": k, "detail": d} for a, k, d in latest],
+                    "revoked_ms": revoked_ms,
+                    "replaced_by": replaced_by,
+                    "config_version": config_version or None,
+                    "paired_by": paired_by or None,
+                    "open_forks": int(forks.get(device, 0)),
                 }
             )
         return listing
+
+    def forks(self, *, everything: bool = False) -> list[dict[str, Any]]:
+        """Evidence of terminals' keys signing two histories; unsettled only, unless `everything`."""
+        rows = self.db.execute(
+            "SELECT device, seq, stored_hash, other_hash, other_record, seen_ms, settled_ms, settled_by, decision "
+            "FROM forks WHERE ? OR settled_ms IS NULL ORDER BY device, seq",
+            (everything,),
+        ).fetchall()
+        names = ("device", "seq", "stored_hash", "other_hash", "other_record", "seen_ms", "settled_ms", "settled_by")
+        return [
+            {**dict(zip(names, row[:8], strict=True)), "other_record": json.loads(row[4]), "decision": row[8]}
+            for row in rows
+        ]
 
     def stored_upto_total(self) -> int:
         """The sum of every terminal's watermark: how many records are stored without a gap."""

@@ -98,6 +98,7 @@ class Ratings:
             around = self._store.chain_around(device, first, last)
         self._check_chain(device, batch, around, outcome)
         rows = self._rows(batch, around, entry.department, entry.counter, now_ms)
+        self._check_revoked(entry, rows)
         if rows:
             self._store_rows(device, rows, ahead=terminal.max_seq > rows[-1].seq)
         outcome.stored = len(rows)
@@ -105,6 +106,7 @@ class Ratings:
         self._counters["stored"] += outcome.stored
         self._counters["duplicates"] += outcome.duplicates
         if not rows:
+            self._held(device, terminal, outcome)
             return
         upto = terminal.upto
         if first <= upto + 1:  # the batch reaches the watermark: move it
@@ -117,6 +119,13 @@ class Ratings:
             terminal.tail = None  # somewhere among records stored before: read it when needed
         terminal.upto, terminal.max_seq, terminal.dirty = upto, max(terminal.max_seq, last), True
         outcome.upto = upto
+        self._held(device, terminal, outcome)
+
+    def _held(self, device: str, terminal: _Terminal, outcome: Outcome) -> None:
+        """Records are stored past a gap: say which, so that the terminal sends the gap again at
+        once (a batch the broker lost) instead of waiting for its ack timeout."""
+        if terminal.max_seq > terminal.upto:
+            outcome.held = self._store.held_after(device, terminal.upto)
 
     def _terminal(self, device: str) -> _Terminal | None:
         known = self._terminals.get(device)
@@ -130,38 +139,57 @@ class Ratings:
         return known
 
     def _check_chain(self, device: str, batch: Batch, around: dict[int, tuple[str, str]], outcome: Outcome) -> None:
-        """The batch against what is stored on either side of it: same history, or a refusal."""
+        """The batch against what is stored on either side of it: the same history, or a fork.
+
+        The batch is authentic (its signature holds with the terminal's key), and so is what is
+        stored: two histories signed by one key mean the key is cloned or stolen. The evidence is
+        kept (hub.store.add_fork) and the batch refused as `fork`, until an operator settles it.
+        """
         first, last = batch.head.first, batch.head.last
         if first - 1 in around and around[first - 1][0] != batch.records[0].prev:
-            raise AuthError(
-                f"prev of seq {first} is not the hash of the stored seq {first - 1}",
-                reason=Reason.BROKEN_CHAIN,
-                device=device,
-                seq=first,
+            self._fork(
+                device, batch, first, around[first - 1][0], index=0, what="does not follow the stored seq before it"
             )
         conflicts = [
-            record.seq
-            for record, digest in zip(batch.records, batch.hashes, strict=True)
+            index
+            for index, (record, digest) in enumerate(zip(batch.records, batch.hashes, strict=True))
             if record.seq in around and around[record.seq][0] != digest
         ]
         if conflicts:
-            for seq in conflicts[1:]:
+            for index in conflicts[1:]:
                 outcome.rejections.append(
-                    Rejection(reason=Reason.REPLAY_CONFLICT, detail="stored with other content", seq=seq)
+                    Rejection(reason=Reason.FORK, detail="stored with other content", seq=batch.records[index].seq)
                 )
-            raise ProtocolError(
-                f"seq {conflicts[0]} is stored with other content ({len(conflicts)} such seqs in this batch)",
-                reason=Reason.REPLAY_CONFLICT,
-                device=device,
-                seq=conflicts[0],
+            seq = batch.records[conflicts[0]].seq
+            self._fork(
+                device,
+                batch,
+                seq,
+                around[seq][0],
+                index=conflicts[0],
+                what=f"is stored with other content ({len(conflicts)} such seqs in this batch)",
             )
         if last + 1 in around and around[last + 1][1] != batch.hashes[-1]:
-            raise AuthError(
-                f"the stored seq {last + 1} does not follow this batch's last hash",
-                reason=Reason.BROKEN_CHAIN,
-                device=device,
-                seq=last,
+            self._fork(
+                device,
+                batch,
+                last + 1,
+                around[last + 1][0],
+                index=len(batch.records) - 1,
+                what="is not followed by the stored seq after it",
             )
+
+    def _fork(self, device: str, batch: Batch, seq: int, stored_hash: str, *, index: int, what: str) -> None:
+        """Keep the evidence of a fork at `seq` (the batch's record at `index`) and refuse the batch."""
+        self._store.add_fork(device, seq, stored_hash, batch.hashes[index], batch.bodies[index])
+        self._counters["forks"] += 1
+        raise AuthError(
+            f"fork: seq {batch.records[index].seq} of this validly signed batch {what}: the key of {device} "
+            "signs two histories (cloned or stolen); evidence kept, see `pingjia hub forks`",
+            reason=Reason.FORK,
+            device=device,
+            seq=seq,
+        )
 
     def _rows(
         self, batch: Batch, around: dict[int, tuple[str, str]], department: str, counter: str, now_ms: int
@@ -197,6 +225,22 @@ class Ratings:
                 )
             )
         return rows
+
+    @staticmethod
+    def _check_revoked(entry: DeviceEntry, rows: list[RatingRow]) -> None:
+        """A revoked key's records count only if they happened before its revocation (by the
+        hub's placing of them in time); AuthError(revoked) for a batch holding a later one."""
+        revoked_ms = entry.revoked_ms
+        if revoked_ms is None:
+            return
+        late = [row.seq for row in rows if row.at_ms > revoked_ms]
+        if late:
+            raise AuthError(
+                f"{len(late)} records made after the key of {entry.id} was revoked (first: seq {late[0]})",
+                reason=Reason.REVOKED,
+                device=entry.id,
+                seq=late[0],
+            )
 
     def _department(self, staff: str) -> str | None:
         """The clerk's department, read once per group at most (see Ingest.begin_group)."""

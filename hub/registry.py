@@ -13,13 +13,19 @@ from hub.db import Database
 from hub.errors import RegistryError, StoreError
 from protocol import DecodeError, VerifyKey, valid_device_id
 
-__all__ = ["add_device", "add_staff", "check_device", "check_staff"]
+# Broker account names of the hub and of claims: no terminal may take one as its device id.
+RESERVED_PREFIXES = {"pingjia-hub": "hub accounts", "claim-": "claim accounts"}
+
+__all__ = ["RESERVED_PREFIXES", "add_device", "add_staff", "check_device", "check_staff"]
 
 
 def check_device(device: str, pubkey: str) -> None:
     """RegistryError unless `device` is a valid id and `pubkey` an Ed25519 public key (64 hex digits)."""
     if not valid_device_id(device):
         raise RegistryError(f"device id {device!r} must be 1..64 of [A-Za-z0-9_.-]")
+    for prefix, kept_for in RESERVED_PREFIXES.items():
+        if device.startswith(prefix):
+            raise RegistryError(f"device id {device!r}: names starting {prefix!r} are kept for the {kept_for}")
     try:
         VerifyKey.from_hex(pubkey)
     except (DecodeError, ValueError) as exc:  # not hex, not 32 bytes; ValueError: refused by cryptography

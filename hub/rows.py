@@ -30,6 +30,7 @@ class DeviceEntry:
     status_state: str | None
     status_session: int | None
     max_seq: int = 0
+    revoked_ms: int | None = None  # its key was revoked: records placed after this are refused
 
     @property
     def key(self) -> VerifyKey:
@@ -37,7 +38,7 @@ class DeviceEntry:
 
 
 # The columns a DeviceEntry is read from, in its field order.
-DEVICE_COLUMNS = "id, pubkey, department, counter, upto, status_state, status_session, max_seq"
+DEVICE_COLUMNS = "id, pubkey, department, counter, upto, status_state, status_session, max_seq, revoked_ms"
 
 
 @functools.lru_cache(maxsize=100_000)

@@ -18,6 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from hub.config import HubConfig
+from hub.identity import HubKeys
 from hub.ingest import Ingest, Outcome
 from hub.prepare import Prepared, unhandled
 from hub.preparers import Job, PreparerPool
@@ -63,11 +64,13 @@ class Hub:
         db: str,
         broker: Broker,
         config: HubConfig,
+        keys: HubKeys,
         client_id: str = "pingjia-hub",
         share_group: str | None = None,
         preparers: int = _PREPARERS,
     ) -> None:
         self.config = config
+        self.keys = keys  # signs every ack and the hub's status
         self.client_id = client_id
         self._status_topic = hub_status_topic(client_id)  # ValueError for a client id no topic can hold
         self.writer = Writer.open(db, migrate=True)
@@ -153,7 +156,7 @@ class Hub:
 
     def _status(self, state: StatusState, attempt: int) -> bytes:
         session = hub_session(self._started_ms, attempt)
-        return encode_status(Status(device=self.client_id, state=state, session=session))
+        return encode_status(Status(device=self.client_id, state=state, session=session), self.keys.sign, hub=True)
 
     def _take_group(self, *, wait: bool) -> list[LinkEvent]:
         try:
@@ -268,16 +271,20 @@ class Hub:
         return outcomes, done
 
     def _answer(self, outcomes: list[Outcome]) -> None:
-        answers: dict[str, tuple[int, list[Rejection]]] = {}
+        answers: dict[str, tuple[int, tuple[int, int] | None, list[Rejection]]] = {}
         for outcome in outcomes:
             if outcome.answer and outcome.device is not None:
-                upto, rejections = answers.get(outcome.device, (0, []))
-                answers[outcome.device] = (max(upto, outcome.upto), rejections + outcome.rejections)
-        for device, (upto, rejections) in answers.items():
-            ack = Ack(device=device, upto=upto, t=time.time_ns() // 1_000_000, rejects=tuple(rejections))
+                upto, held, rejections = answers.get(outcome.device, (0, None, []))
+                if outcome.upto >= upto:
+                    upto, held = outcome.upto, outcome.held
+                answers[outcome.device] = (upto, held, rejections + outcome.rejections)
+        sign = self.keys.sign
+        for device, (upto, beyond, rejections) in answers.items():
+            held = beyond if beyond is not None and beyond[0] > upto + 1 else None
+            ack = Ack(device=device, upto=upto, t=time.time_ns() // 1_000_000, held=held, rejects=tuple(rejections))
             # QoS 0: a lost ack costs a resend, which is acked again; QoS 1 would cost every ack a
             # PUBACK on both legs.
-            self.link.publish(topic(device, Channel.ACK), encode_ack(ack), qos=QOS[Channel.ACK])
+            self.link.publish(topic(device, Channel.ACK), encode_ack(ack, sign), qos=QOS[Channel.ACK])
 
     def _log_stats(self) -> None:
         counters = dict(sorted(self.ingest.counters.items()))

@@ -9,6 +9,7 @@ together (one statement each) at the group's end, or before anything reads the r
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Sequence
 
@@ -146,6 +147,15 @@ class Store:
             if not moved or len(rows) < 1000:
                 return upto
 
+    def held_after(self, device: str, upto: int) -> tuple[int, int] | None:
+        """(first, last) of the first run of stored seqs past a gap after `upto`; None if none."""
+        self._flush()
+        row = self.db.execute("SELECT min(seq) FROM ratings WHERE device = ? AND seq > ?", (device, upto)).fetchone()
+        if row is None or row[0] is None:
+            return None
+        first = int(row[0])
+        return first, self.walk_upto(device, first)
+
     # -- time ---------------------------------------------------------------------------------------
 
     def anchor(self, device: str, boot: str) -> tuple[int, int] | None:
@@ -194,6 +204,14 @@ class Store:
                 self._deltas[counted] -= 1
                 self._deltas[(day, *counted[1:])] += 1
 
+    def add_fork(self, device: str, seq: int, stored_hash: str, other_hash: str, other_record: bytes) -> None:
+        """Evidence of two validly signed histories of a terminal at `seq` (kept once per pair)."""
+        self.db.execute(
+            "INSERT INTO forks(device, seq, stored_hash, other_hash, other_record, seen_ms) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (device, seq, other_hash) DO NOTHING",
+            (device, seq, stored_hash, other_hash, other_record.decode("utf-8"), _now_ms()),
+        )
+
     # -- refusals -----------------------------------------------------------------------------------
 
     def add_reject(
@@ -219,6 +237,14 @@ class Store:
             (at_ms, printable(topic, 200), device, seq, reason, printable(detail, 500), size, digest),
         )
 
+    def prune_rejects(self, keep: int) -> int:
+        """Keep the newest `keep` reject rows; return how many older ones were deleted."""
+        row = self.db.execute("SELECT at_ms FROM rejects ORDER BY at_ms DESC LIMIT 1 OFFSET ?", (keep,)).fetchone()
+        if row is None:
+            return 0
+        cursor = self.db.execute("DELETE FROM rejects WHERE at_ms <= ?", (row[0],))
+        return max(0, int(cursor.rowcount))
+
     def rejected_before(self, topic: str, digest: str) -> bool:
         """Whether this very message (topic and SHA-256 of its payload) was refused before."""
         row = self.db.execute(
@@ -242,6 +268,10 @@ class Store:
             "INSERT INTO device_events(device, at_ms, t_device, kind, detail) VALUES (?, ?, ?, ?, ?)",
             (device, at_ms, t_device, kind, detail),
         )
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def rebuild_counts(db: Database) -> None:

@@ -1,6 +1,7 @@
 """What terminals say about themselves: status (online/offline), health (heartbeats) and events.
 
-Kept per terminal for `pingjia hub devices`; none of it is a rating. A status is taken only if it
+Kept per terminal for `pingjia hub devices`; none of it is a rating. Each is signed by the
+terminal's registered key (protocol v2) and refused otherwise, or when that key is revoked. A status is taken only if it
 is newer than the stored one (protocol.newer_status: a late will cannot end a newer session). A
 heartbeat's clocks go on to hub.clock, which the writer calls with what `health` returns.
 """
@@ -9,8 +10,10 @@ from __future__ import annotations
 
 from collections import Counter
 
+from hub.rows import DeviceEntry
 from hub.store import Store
 from protocol import (
+    AuthError,
     DecodeError,
     Health,
     ProtocolError,
@@ -19,6 +22,9 @@ from protocol import (
     decode_health,
     decode_status,
     newer_status,
+    verify_event,
+    verify_health,
+    verify_status,
 )
 from protocol import Status as WireStatus
 from protocol import StatusState as WireState
@@ -38,11 +44,8 @@ class Telemetry:
         status = decode_status(payload)
         if status.device != device:
             raise DecodeError(f"status of {status.device} on the topic of {device}", reason=Reason.TOPIC_MISMATCH)
-        entry = self._store.device(device)
-        if entry is None:
-            raise ProtocolError(
-                f"status from unregistered device {device}", reason=Reason.UNKNOWN_DEVICE, device=device
-            )
+        entry = self._known(device, "status")
+        verify_status(status, entry.key)
         current = None
         if entry.status_state is not None and entry.status_session is not None:
             current = WireStatus(device=device, state=WireState(entry.status_state), session=entry.status_session)
@@ -59,7 +62,7 @@ class Telemetry:
         health = decode_health(payload)
         if health.device != device:
             raise DecodeError(f"health of {health.device} on the topic of {device}", reason=Reason.TOPIC_MISMATCH)
-        self._known(device, "health")
+        verify_health(health, self._known(device, "health").key)
         self._store.set_health(device, payload.decode("utf-8"), now_ms)
         self._counters["health"] += 1
         return health
@@ -68,12 +71,16 @@ class Telemetry:
         event = decode_event(payload)
         if event.device != device:
             raise DecodeError(f"event of {event.device} on the topic of {device}", reason=Reason.TOPIC_MISMATCH)
-        self._known(device, "event")
+        verify_event(event, self._known(device, "event").key)
         self._store.add_device_event(device, now_ms, event.t, event.kind.value, event.detail or "")
         self._counters[f"event_{event.kind.value}"] += 1
 
-    def _known(self, device: str, what: str) -> None:
-        if self._store.device(device) is None:
+    def _known(self, device: str, what: str) -> DeviceEntry:
+        entry = self._store.device(device)
+        if entry is None:
             raise ProtocolError(
                 f"{what} from unregistered device {device}", reason=Reason.UNKNOWN_DEVICE, device=device
             )
+        if entry.revoked_ms is not None:
+            raise AuthError(f"{what} of {device}, whose key is revoked", reason=Reason.REVOKED, device=device)
+        return entry

@@ -25,8 +25,18 @@ _RESTART_DELAY_S = 1.0
 
 class Supervisor:
     def __init__(
-        self, *, workers: int, db: str, broker: str, client_id: str, group: str, settings: Sequence[str], log_level: str
+        self,
+        *,
+        workers: int,
+        db: str,
+        broker: str,
+        client_id: str,
+        group: str,
+        settings: Sequence[str],
+        log_level: str,
+        passed: Sequence[str] = (),
     ) -> None:
+        self.passed = list(passed)  # options every worker gets as they are (keys, secrets)
         self.count = workers
         self.db = db
         self.broker = broker
@@ -58,7 +68,7 @@ class Supervisor:
         ]
         for assignment in self.settings:
             argv += ["--set", assignment]
-        return argv
+        return argv + self.passed
 
     def stop(self) -> None:
         self._stopping.set()

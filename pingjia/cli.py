@@ -40,6 +40,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         from hub import cli as hub_cli
 
         hub_cli.register(commands)
+    if only in (None, "tech"):
+        from pingjia import tech
+
+        tech.register(commands)
     if only is None:
         simulator = simulator_commands()
         if simulator is not None:
@@ -49,7 +53,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    first = words[0] if words and words[0] in ("device", "hub", "report") else None
+    first = words[0] if words and words[0] in ("device", "hub", "report", "tech") else None
     args = build_parser(first).parse_args(words)
     try:
         return int(args.func(args))

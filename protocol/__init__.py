@@ -1,11 +1,12 @@
-"""pingjia wire protocol v1: pure values <-> bytes, signatures and hash chains.
+"""pingjia wire protocol v2: pure values <-> bytes, signatures and hash chains.
 
 No sockets, files, threads or clocks live here: callers pass bytes and times in. The format is
 written down in protocol/README.md.
 """
 
 from protocol.canonical import decode, encode
-from protocol.commands import Command, CommandName, decode_command, encode_command
+from protocol.commands import Command, CommandName, decode_command, encode_command, verify_command
+from protocol.config import ConfigDoc, decode_config, encode_config, verify_config
 from protocol.errors import AuthError, DecodeError, ProtocolError, Reason
 from protocol.fields import valid_device_id
 from protocol.health import (
@@ -17,6 +18,8 @@ from protocol.health import (
     decode_health,
     encode_event,
     encode_health,
+    verify_event,
+    verify_health,
 )
 from protocol.keys import GENESIS, SigningKey, VerifyKey, leaf_hash
 from protocol.messages import (
@@ -33,11 +36,15 @@ from protocol.messages import (
     encode_status,
     newer_status,
     seal_batch,
+    verify_ack,
     verify_batch,
     verify_batches,
+    verify_status,
 )
 from protocol.record import Flag, Kind, Rating, rating_from_wire
+from protocol.sealed import SealKey, open_sealed, seal
 from protocol.session import hub_session, hub_started_ms, terminal_session
+from protocol.signed import Purpose
 from protocol.topics import (
     HUB_STATUS_FILTER,
     Channel,
@@ -58,6 +65,7 @@ __all__ = [
     "Channel",
     "Command",
     "CommandName",
+    "ConfigDoc",
     "DecodeError",
     "DeviceEvent",
     "EventKind",
@@ -67,9 +75,11 @@ __all__ = [
     "Kind",
     "PanelState",
     "ProtocolError",
+    "Purpose",
     "Rating",
     "Reason",
     "Rejection",
+    "SealKey",
     "SigningKey",
     "Status",
     "StatusState",
@@ -78,12 +88,14 @@ __all__ = [
     "decode_ack",
     "decode_batch",
     "decode_command",
+    "decode_config",
     "decode_event",
     "decode_health",
     "decode_status",
     "encode",
     "encode_ack",
     "encode_command",
+    "encode_config",
     "encode_event",
     "encode_health",
     "encode_status",
@@ -94,13 +106,21 @@ __all__ = [
     "hub_status_topic",
     "leaf_hash",
     "newer_status",
+    "open_sealed",
     "parse",
     "rating_from_wire",
+    "seal",
     "seal_batch",
     "terminal_filters",
     "terminal_session",
     "topic",
     "valid_device_id",
+    "verify_ack",
     "verify_batch",
     "verify_batches",
+    "verify_command",
+    "verify_config",
+    "verify_event",
+    "verify_health",
+    "verify_status",
 ]

@@ -4,8 +4,8 @@
     ├── DecodeError               the bytes are not a valid v1 message
     │     reasons: malformed, oversize, unknown_version, wrong_type, bad_field,
     │              not_canonical, too_many_records, bad_topic, topic_mismatch
-    └── AuthError                 the message is well formed but not authentic
-          reasons: bad_signature, broken_chain
+    └── AuthError                 the message is well formed but not authentic, or not to be acted on
+          reasons: bad_signature, broken_chain, replayed, rollback, stale, not_paired, revoked, fork
 
 The hub adds its own refusals (unknown_device, replay_conflict, unhandled) with the same codes, so
 that every rejection a terminal sees in an ack comes from one list: `Reason`.
@@ -38,6 +38,12 @@ class Reason(StrEnum):
     UNKNOWN_DEVICE = "unknown_device"
     REPLAY_CONFLICT = "replay_conflict"
     UNHANDLED = "unhandled"
+    REPLAYED = "replayed"
+    ROLLBACK = "rollback"
+    STALE = "stale"
+    NOT_PAIRED = "not_paired"
+    REVOKED = "revoked"
+    FORK = "fork"
 
     @property
     def meaning(self) -> str:
@@ -51,7 +57,10 @@ MEANING: Final[dict[Reason, str]] = {
         f"{limits.MAX_INT_DIGITS} digits, a string with a lone surrogate (`\\ud800`), or the wrong JSON shape"
     ),
     Reason.OVERSIZE: f"message over {limits.MAX_MESSAGE_BYTES} bytes",
-    Reason.UNKNOWN_VERSION: f"`v` is not {limits.VERSION}",
+    Reason.UNKNOWN_VERSION: (
+        f"`v` is not the message type's version ({limits.VERSION} for records and batches, "
+        f"{limits.CONTROL_VERSION} for signed control messages)"
+    ),
     Reason.WRONG_TYPE: "a message of another `type` on this topic",
     Reason.BAD_FIELD: (
         "a field missing, unknown, of the wrong type, out of range, or breaking a rule of its kind; "
@@ -61,7 +70,10 @@ MEANING: Final[dict[Reason, str]] = {
     Reason.TOO_MANY_RECORDS: f"a batch outside 1..{limits.MAX_BATCH_RECORDS} records",
     Reason.BAD_TOPIC: "topic not of the form `pingjia/v1/<device>/<channel>` (or `pingjia/hub/<client-id>/status`)",
     Reason.TOPIC_MISMATCH: "the payload's device is not the topic's",
-    Reason.BAD_SIGNATURE: "the head signature does not verify with the registered key",
+    Reason.BAD_SIGNATURE: (
+        "the signature does not verify with the key it must carry: a batch head or a terminal's message "
+        "with the terminal's registered key, a hub message with the hub key the terminal pinned at pairing"
+    ),
     Reason.BROKEN_CHAIN: (
         "a `prev` is not the hash of the record before it (inside the batch, or against what the hub "
         "stores on either side), or seq 1 does not start at genesis"
@@ -71,6 +83,22 @@ MEANING: Final[dict[Reason, str]] = {
     Reason.UNHANDLED: (
         "the receiver failed on this message for a reason nobody foresaw (a fault of the receiver's): "
         "it is recorded and dropped, and what is around it keeps flowing"
+    ),
+    Reason.REPLAYED: (
+        "a signed message taken before, or an older one: a command whose counter `n` is not above the last "
+        "one taken, a hub status of an older session, an ack below the watermark made before the ack that "
+        "moved it"
+    ),
+    Reason.ROLLBACK: "a configuration document older than the one the terminal runs",
+    Reason.STALE: (
+        "too old to act on: a command past its age limit, or a clock report outside plausible bounds "
+        "(the hub does not re-date records by it)"
+    ),
+    Reason.NOT_PAIRED: "the terminal holds no hub key yet (not paired): it takes no control message",
+    Reason.REVOKED: "signed with a key the hub revoked (replaced, unpaired or stolen), after its revocation",
+    Reason.FORK: (
+        "another validly signed record at a seq the hub holds: the terminal's key is cloned or stolen; "
+        "the hub keeps both as evidence until an operator settles it"
     ),
 }
 
@@ -113,7 +141,7 @@ class ProtocolError(Exception):
 
 
 class DecodeError(ProtocolError):
-    """The bytes are not a valid v1 message of the expected type."""
+    """The bytes are not a valid message of the expected type (and version)."""
 
 
 class AuthError(ProtocolError):

@@ -1,5 +1,6 @@
-"""Field rules of protocol v1, each written once: the shapes of ids, boots, hashes and signatures,
-the checks every decoder shares, and the `Field` tables of the smaller messages.
+"""Field rules of the protocol (v1 records and batches, v2 signed messages), each written once: the
+shapes of ids, boots, hashes and signatures, the checks every decoder shares, and the `Field` tables
+of the smaller messages.
 
 Status, health, events and commands declare their fields as a table of `Field`s; `decode_fields`
 validates a message against it, and protocol/spec.py renders the same table into the spec, so that
@@ -28,6 +29,7 @@ __all__ = [
     "BASE64",
     "BOOT",
     "DEVICE_ID",
+    "HEX16",
     "HEX64",
     "HEX128",
     "SHAPES",
@@ -52,6 +54,7 @@ __all__ = [
 # A device id (and a hub's client id) is one MQTT topic level: no '/', '+' or '#' can get into one.
 DEVICE_ID: Final = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{limits.MAX_ID_CHARS - 1}}}")
 BOOT: Final = re.compile(rf"[A-Za-z0-9-]{{1,{limits.MAX_BOOT_CHARS}}}")
+HEX16: Final = re.compile(r"[0-9a-f]{16}")  # a key's fingerprint (its first 16 hex digits)
 HEX64: Final = re.compile(r"[0-9a-f]{64}")  # a SHA-256 chain hash
 HEX128: Final = re.compile(r"[0-9a-f]{128}")  # an Ed25519 signature
 BASE64: Final = re.compile(r"[A-Za-z0-9+/=_-]+")  # standard or URL-safe alphabet
@@ -60,6 +63,7 @@ BASE64: Final = re.compile(r"[A-Za-z0-9+/=_-]+")  # standard or URL-safe alphabe
 SHAPES: Final[dict[re.Pattern[str], str]] = {
     DEVICE_ID: f"1..{limits.MAX_ID_CHARS} of [A-Za-z0-9_.-], starting alphanumeric",
     BOOT: f"1..{limits.MAX_BOOT_CHARS} of [A-Za-z0-9-]",
+    HEX16: "16 lowercase hex digits",
     HEX64: "64 lowercase hex digits",
     HEX128: "128 lowercase hex digits",
     BASE64: "base64 text",
@@ -123,13 +127,14 @@ def check_keys(obj: Mapping[str, Any], required: Set[str], allowed: Set[str], wh
         )
 
 
-def check_version(value: object, what: str) -> None:
-    """Raise DecodeError(unknown_version) unless `value` is this protocol's version (the int 1)."""
-    if type(value) is not int or value != limits.VERSION:
-        raise DecodeError(f"{what} version {show(value)} is not {limits.VERSION}", reason=Reason.UNKNOWN_VERSION)
+def check_version(value: object, what: str, version: int = limits.VERSION) -> None:
+    """Raise DecodeError(unknown_version) unless `value` is `version` (records and batches: 1;
+    signed control messages: 2)."""
+    if type(value) is not int or value != version:
+        raise DecodeError(f"{what} version {show(value)} is not {version}", reason=Reason.UNKNOWN_VERSION)
 
 
-def open_message(raw: bytes, kind: str) -> dict[str, Any]:
+def open_message(raw: bytes, kind: str, version: int = limits.VERSION) -> dict[str, Any]:
     """The JSON object of a message of `type` `kind`, checked for size, strict JSON, version and type.
 
     DecodeError(oversize, malformed, unknown_version or wrong_type) otherwise. The size comes first,
@@ -140,7 +145,7 @@ def open_message(raw: bytes, kind: str) -> dict[str, Any]:
     obj = canonical.decode(raw)
     if type(obj) is not dict:
         raise DecodeError(f"a message must be a JSON object, got {type(obj).__name__}")
-    check_version(obj.get("v"), "message")
+    check_version(obj.get("v"), "message", version)
     if obj.get("type") != kind:
         raise DecodeError(f"expected a {kind} message, got type {show(obj.get('type'))}", reason=Reason.WRONG_TYPE)
     return obj
@@ -198,10 +203,10 @@ def matching(pattern: re.Pattern[str], *, required: bool = True, doc: str = "") 
     return Field(str, required, pattern=pattern, doc=doc)
 
 
-def envelope(kind: str) -> dict[str, Field]:
+def envelope(kind: str, version: int = limits.VERSION) -> dict[str, Field]:
     """The two fields every message starts with, for a message of `type` `kind`."""
     return {
-        "v": integer(limits.VERSION, limits.VERSION, doc="protocol version"),
+        "v": integer(version, version, doc="protocol version of this message type"),
         "type": one_of((kind,), doc="message type"),
     }
 
@@ -214,13 +219,13 @@ def check(obj: Mapping[str, Any], fields: Mapping[str, Field], what: str) -> Non
         fields[name].take(value, f"{what} {name}")
 
 
-def decode_fields(raw: bytes, kind: str, fields: Mapping[str, Field]) -> dict[str, Any]:
+def decode_fields(raw: bytes, kind: str, fields: Mapping[str, Field], version: int = limits.VERSION) -> dict[str, Any]:
     """Decode a canonical message of `type` `kind` whose fields `fields` declares; without v and type.
 
     DecodeError for anything else: too big, not JSON, another version or type, a bad field, or
     bytes that are not the canonical encoding of what they hold.
     """
-    obj = open_message(raw, kind)
+    obj = open_message(raw, kind, version)
     check(obj, fields, kind)
     if canonical.encode(obj) != raw:
         raise DecodeError(f"{kind} is not in canonical form", reason=Reason.NOT_CANONICAL, device=obj.get("device"))

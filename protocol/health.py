@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Any, Final
+from typing import Final
 
-from protocol import canonical, limits
-from protocol.fields import BOOT, DEVICE_ID, Field, decode_fields, envelope, integer, matching, one_of, text
+from protocol import limits, signed
+from protocol.fields import BOOT, DEVICE_ID, HEX16, Field, decode_fields, envelope, integer, matching, one_of, text
+from protocol.keys import SigningKey, VerifyKey
+from protocol.signed import Purpose
 
 __all__ = [
     "EVENT_FIELDS",
@@ -31,6 +33,8 @@ __all__ = [
     "decode_health",
     "encode_event",
     "encode_health",
+    "verify_event",
+    "verify_health",
 ]
 
 _COUNT: Final = limits.MAX_COUNTER
@@ -95,10 +99,15 @@ class Health:
     last_error: str | None = None
     panel_dropped: int | None = None  # key-panel frames dropped as damaged since start
     unreadable: int | None = None  # messages from the broker this terminal could not read, since start
+    refused: int | None = None  # control messages refused as not authentic, replayed or stale, since start
+    refused_last: str | None = None  # the latest of them, in words
+    config_version: int | None = None  # the configuration document it runs (absent: none yet)
+    hub_key: str | None = None  # the first 16 hex digits of the hub key it pinned (absent: not paired)
+    sig: str = ""
 
 
 HEALTH_FIELDS: Final[dict[str, Field]] = {
-    **envelope("health"),
+    **envelope("health", limits.CONTROL_VERSION),
     **_COMMON,
     "fw": text(limits.MAX_FW_CHARS, doc="the terminal's firmware version"),
     "uptime_s": integer(0, _COUNT, doc="seconds since the terminal software started"),
@@ -131,22 +140,36 @@ HEALTH_FIELDS: Final[dict[str, Field]] = {
         required=False,
         doc="messages from the broker this terminal could not read, or failed on, since start (a retained one once)",
     ),
+    "refused": integer(
+        0,
+        _COUNT,
+        required=False,
+        doc="control messages refused since start: unsigned, signed by another key, for another terminal, "
+        "replayed, rolled back or stale",
+    ),
+    "refused_last": text(limits.MAX_DETAIL_CHARS, required=False, doc="the latest of them: what, and why"),
+    "config_version": integer(
+        1, limits.MAX_COUNTER, required=False, doc="the configuration document the terminal runs; absent: none"
+    ),
+    "hub_key": matching(HEX16, required=False, doc="the first 16 hex digits of the hub key pinned; absent: not paired"),
+    "sig": signed.SIG_FIELD,
 }
 
 
-def _wire(value: Any, kind: str) -> dict[str, Any]:
-    wire = {key: item for key, item in asdict(value).items() if item is not None}
-    return {"v": limits.VERSION, "type": kind, **wire}
-
-
-def encode_health(health: Health) -> bytes:
-    return canonical.encode(_wire(health, "health"))
+def encode_health(health: Health, key: SigningKey) -> bytes:
+    """The health's wire bytes, signed with the terminal's key."""
+    return signed.sign(key, Purpose.HEALTH, "health", asdict(health))
 
 
 def decode_health(raw: bytes) -> Health:
-    obj = decode_fields(raw, "health", HEALTH_FIELDS)
+    obj = decode_fields(raw, "health", HEALTH_FIELDS, limits.CONTROL_VERSION)
     obj["panel"] = PanelState(obj["panel"])
     return Health(**obj)
+
+
+def verify_health(health: Health, key: VerifyKey) -> None:
+    """AuthError(bad_signature) unless the terminal's key `key` signed this health."""
+    signed.verify(key, Purpose.HEALTH, "health", asdict(health), device=health.device, who="the terminal's key")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,21 +180,29 @@ class DeviceEvent:
     mono: int
     kind: EventKind
     detail: str | None = None
+    sig: str = ""
 
 
 EVENT_FIELDS: Final[dict[str, Field]] = {
-    **envelope("event"),
+    **envelope("event", limits.CONTROL_VERSION),
     **_COMMON,
     "kind": one_of((k.value for k in EventKind), doc="what happened (below)"),
     "detail": text(limits.MAX_DETAIL_CHARS, required=False, doc="more about it, in words"),
+    "sig": signed.SIG_FIELD,
 }
 
 
-def encode_event(event: DeviceEvent) -> bytes:
-    return canonical.encode(_wire(event, "event"))
+def encode_event(event: DeviceEvent, key: SigningKey) -> bytes:
+    """The event's wire bytes, signed with the terminal's key."""
+    return signed.sign(key, Purpose.EVENT, "event", asdict(event))
 
 
 def decode_event(raw: bytes) -> DeviceEvent:
-    obj = decode_fields(raw, "event", EVENT_FIELDS)
+    obj = decode_fields(raw, "event", EVENT_FIELDS, limits.CONTROL_VERSION)
     obj["kind"] = EventKind(obj["kind"])
     return DeviceEvent(**obj)
+
+
+def verify_event(event: DeviceEvent, key: VerifyKey) -> None:
+    """AuthError(bad_signature) unless the terminal's key `key` signed this event."""
+    signed.verify(key, Purpose.EVENT, "event", asdict(event), device=event.device, who="the terminal's key")

@@ -1,4 +1,4 @@
-"""Every limit of protocol v1, each with what it bounds.
+"""Every limit of the protocol (v1 records and batches, v2 signed messages), each with what it bounds.
 
 `LIMITS` says in words what each constant bounds; protocol/spec.py renders the spec's table from
 it, so that protocol/README.md shows the numbers the decoders check, not a copy of them.
@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Final
 
 __all__ = [
+    "CMD_MAX_AGE_MS",
+    "CONTROL_VERSION",
     "LIMITS",
     "MAX_BATCH_RECORDS",
     "MAX_BOOT_CHARS",
@@ -26,12 +28,15 @@ __all__ = [
     "MAX_REJECTS",
     "MAX_SEQ",
     "MAX_SESSION",
+    "MAX_SETTINGS",
+    "MAX_SETTING_CHARS",
     "MAX_TICKET_CHARS",
     "VERSION",
     "Limit",
 ]
 
-VERSION: Final = 1
+VERSION: Final = 1  # records and batches: their bytes are signed and chained, so their format stays
+CONTROL_VERSION: Final = 2  # acks, commands, configuration, status, health, events: signed since v2
 
 MAX_MESSAGE_BYTES: Final = 512 * 1024
 MAX_BATCH_RECORDS: Final = 500
@@ -40,7 +45,7 @@ MAX_MS: Final = 2**53 - 1  # exact in every JSON reader, doubles included
 MAX_SESSION: Final = 2**63 - 1
 MAX_COUNTER: Final = 2**63 - 1
 # Python's int() of a decimal string takes time that grows with the square of its length, and
-# v1's largest values have 19 digits: anything far longer is refused before it is parsed.
+# the largest values have 19 digits: anything far longer is refused before it is parsed.
 MAX_INT_DIGITS: Final = 4300
 
 MAX_ID_CHARS: Final = 64
@@ -52,6 +57,9 @@ MAX_REASONS: Final = 5
 MAX_REASON_CODE: Final = 99
 MAX_DETAIL_CHARS: Final = 200
 MAX_REJECTS: Final = MAX_BATCH_RECORDS
+MAX_SETTINGS: Final = 64
+MAX_SETTING_CHARS: Final = 512
+CMD_MAX_AGE_MS: Final = 120_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,4 +95,14 @@ LIMITS: Final = (
         "characters",
     ),
     Limit("MAX_REJECTS", MAX_REJECTS, "rejections in one ack"),
+    Limit("MAX_SETTINGS", MAX_SETTINGS, "settings in one configuration document"),
+    Limit(
+        "MAX_SETTING_CHARS", MAX_SETTING_CHARS, "a setting's name or value in a configuration document", "characters"
+    ),
+    Limit(
+        "CMD_MAX_AGE_MS",
+        CMD_MAX_AGE_MS,
+        "age of a command (hub time) past which a terminal that knows the hub's time refuses it as stale",
+        "ms",
+    ),
 )

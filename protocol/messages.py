@@ -1,7 +1,7 @@
-"""Messages of protocol v1: batch (terminal -> hub), ack (hub -> terminal), status (retained).
+"""Messages: batch (terminal -> hub, v1), ack (hub -> terminal, v2, signed), status (retained, v2, signed).
 
 Every message is canonical JSON (see protocol.canonical) with "type" and "v". Decoders take bytes and
-return values or raise a DecodeError whose reason names what was wrong; `verify_batch` raises an
+return values or raise a DecodeError whose reason names what was wrong; `verify_*` raise an
 AuthError. Nothing here touches a socket, a file or a clock: callers pass times in.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from protocol import canonical, limits
+from protocol import canonical, limits, signed
 from protocol.canonical import printable, show
 from protocol.compact import compact_pickle
 from protocol.errors import AuthError, DecodeError, ProtocolError, Reason
@@ -36,6 +36,7 @@ from protocol.fields import (
 )
 from protocol.keys import GENESIS, HEAD_CONTEXT, SigningKey, VerifyKey, leaf_hash
 from protocol.record import Rating, rating_from_wire
+from protocol.signed import Purpose
 
 __all__ = [
     "STATUS_FIELDS",
@@ -52,8 +53,10 @@ __all__ = [
     "encode_status",
     "newer_status",
     "seal_batch",
+    "verify_ack",
     "verify_batch",
     "verify_batches",
+    "verify_status",
 ]
 
 
@@ -292,46 +295,69 @@ class Rejection:
 class Ack:
     """The hub's answer to a device: every seq up to `upto` is durably stored (0: none yet).
 
-    `t` is the hub's clock (UTC ms) when the ack was made, for the terminal's clock check.
+    `t` is the hub's clock (UTC ms) when the ack was made, for the terminal's clock check and for
+    telling a fresh ack from a replayed one. `held` (first, last), when present, says the hub also
+    holds seqs first..last while upto+1..first-1 are missing: the terminal sends the gap again at
+    once (gap repair) instead of waiting for its ack timeout. Signed by the hub (`sig`).
     """
 
     device: str
     upto: int
     t: int
+    held: tuple[int, int] | None = None
     rejects: tuple[Rejection, ...] = ()
+    sig: str = ""
+
+    def fields(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {"device": self.device, "upto": self.upto, "t": self.t, "sig": self.sig}
+        if self.held is not None:
+            wire["held"] = list(self.held)
+        if self.rejects:
+            wire["rejects"] = [r.wire() for r in self.rejects[: limits.MAX_REJECTS]]
+        return wire
 
 
-_ACK_KEYS: Final = frozenset({"v", "type", "device", "upto", "t"})
-_ACK_ALL: Final = _ACK_KEYS | {"rejects"}
+_ACK_KEYS: Final = frozenset({"v", "type", "device", "upto", "t", "sig"})
+_ACK_ALL: Final = _ACK_KEYS | {"rejects", "held"}
 _REJECT_KEYS: Final = frozenset({"reason", "detail"})
 _REJECT_ALL: Final = _REJECT_KEYS | {"seq"}
 
 
-def encode_ack(ack: Ack) -> bytes:
-    wire: dict[str, Any] = {
-        "v": limits.VERSION,
-        "type": "ack",
-        "device": ack.device,
-        "upto": ack.upto,
-        "t": ack.t,
-    }
-    if ack.rejects:
-        wire["rejects"] = [r.wire() for r in ack.rejects[: limits.MAX_REJECTS]]
-    return canonical.encode(wire)
+def encode_ack(ack: Ack, key: SigningKey) -> bytes:
+    """The ack's wire bytes, signed with the hub's key; ValueError for a `held` no terminal would take."""
+    if ack.held is not None and not ack.upto + 1 < ack.held[0] <= ack.held[1]:
+        raise ValueError(f"held {ack.held} must start above upto + 1 ({ack.upto + 1}) and not end before it starts")
+    return signed.sign(key, Purpose.ACK, "ack", ack.fields())
 
 
 def decode_ack(raw: bytes) -> Ack:
-    obj = open_message(raw, "ack")
+    """Decode an ack (v2); its signature is checked by `verify_ack`, with the key the terminal pinned."""
+    obj = open_message(raw, "ack", limits.CONTROL_VERSION)
     check_keys(obj, _ACK_KEYS, _ACK_ALL, "ack")
     device = obj["device"]
     if not valid_device_id(device):
         raise mismatch(device, DEVICE_ID, "ack device")
     upto = checked_int(obj["upto"], 0, limits.MAX_SEQ, "ack upto", device=device)
     t = checked_int(obj["t"], 0, limits.MAX_MS, "ack t", device=device)
+    sig = obj["sig"]
+    if type(sig) is not str or _hex128(sig) is None:
+        raise mismatch(sig, HEX128, "ack sig", device=device)
+    held: tuple[int, int] | None = None
+    if "held" in obj:
+        span = obj["held"]
+        if type(span) is not list or len(span) != 2:
+            raise bad_field("ack held must be [first, last]", device)
+        first = checked_int(span[0], 2, limits.MAX_SEQ, "ack held first", device=device)
+        if first <= upto + 1:
+            raise bad_field(f"ack held must start above upto + 1 ({upto + 1}), got {first}", device)
+        last = checked_int(span[1], first, limits.MAX_SEQ, "ack held last", device=device)
+        held = (first, last)
     rejects: list[Rejection] = []
     raw_rejects = obj.get("rejects", [])
     if type(raw_rejects) is not list or ("rejects" in obj and not raw_rejects):
         raise bad_field("ack rejects must be a non-empty array when present", device)
+    if len(raw_rejects) > limits.MAX_REJECTS:
+        raise bad_field(f"an ack carries at most {limits.MAX_REJECTS} rejects", device)
     for entry in raw_rejects:
         if type(entry) is not dict:
             raise bad_field("an ack reject must be an object", device)
@@ -341,13 +367,20 @@ def decode_ack(raw: bytes) -> Ack:
         except ValueError:
             raise bad_field(f"unknown reject reason {show(entry['reason'])}", device) from None
         seq = checked_int(entry["seq"], 1, limits.MAX_SEQ, "ack reject seq", device=device) if "seq" in entry else None
-        if type(entry["detail"]) is not str or len(entry["detail"]) > limits.MAX_DETAIL_CHARS:
-            raise bad_field(f"ack reject detail must be text of at most {limits.MAX_DETAIL_CHARS} characters", device)
-        rejects.append(Rejection(reason=reason, detail=entry["detail"], seq=seq))
-    ack = Ack(device=device, upto=upto, t=t, rejects=tuple(rejects))
-    if encode_ack(ack) != raw:
-        raise DecodeError("ack is not in canonical form", reason=Reason.NOT_CANONICAL, device=ack.device)
-    return ack
+        detail = entry["detail"]
+        if type(detail) is not str or len(detail) > limits.MAX_DETAIL_CHARS or not detail.isprintable():
+            raise bad_field(
+                f"ack reject detail must be printable text of at most {limits.MAX_DETAIL_CHARS} characters", device
+            )
+        rejects.append(Rejection(reason=reason, detail=detail, seq=seq))
+    if canonical.encode(obj) != raw:
+        raise DecodeError("ack is not in canonical form", reason=Reason.NOT_CANONICAL, device=device)
+    return Ack(device=device, upto=upto, t=t, held=held, rejects=tuple(rejects), sig=sig)
+
+
+def verify_ack(ack: Ack, key: VerifyKey) -> None:
+    """AuthError(bad_signature) unless the hub key `key` signed this ack."""
+    signed.verify(key, Purpose.ACK, "ack", ack.fields(), device=ack.device, who="the pinned hub key")
 
 
 # -- status ----------------------------------------------------------------------------------------
@@ -360,40 +393,47 @@ class StatusState(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Status:
-    """Retained presence of a terminal. `session` grows with every connection the terminal makes
-    (across restarts too), and the offline status sits in that connection's MQTT will."""
+    """Retained presence of a terminal or a hub worker. `session` grows with every connection
+    (across restarts too), and the offline status sits in that connection's MQTT will. Signed
+    (`sig`) by the terminal's key, or by the hub's key for a hub's status."""
 
     device: str
     state: StatusState
     session: int
+    sig: str = ""
+
+    def fields(self) -> dict[str, Any]:
+        return {"device": self.device, "state": self.state.value, "session": self.session, "sig": self.sig}
 
 
-STATUS_FIELDS: Final[dict[str, Field]] = {
-    **envelope("status"),
-    "device": matching(DEVICE_ID, doc="the terminal's device id; in a hub's status, the hub's MQTT client id"),
-    "state": one_of(
-        (s.value for s in StatusState),
-        doc="`online`: connected (published retained); `offline`: the MQTT will, or a clean stop",
-    ),
-    "session": integer(0, limits.MAX_SESSION, doc="grows with every connection, across restarts (see below)"),
-}
+STATUS_FIELDS: Final[dict[str, Field]] = signed.signed_fields(
+    {
+        **envelope("status", limits.CONTROL_VERSION),
+        "device": matching(DEVICE_ID, doc="the terminal's device id; in a hub's status, the hub's MQTT client id"),
+        "state": one_of(
+            (s.value for s in StatusState),
+            doc="`online`: connected (published retained); `offline`: the MQTT will, or a clean stop",
+        ),
+        "session": integer(0, limits.MAX_SESSION, doc="grows with every connection, across restarts (see below)"),
+    }
+)
 
 
-def encode_status(status: Status) -> bytes:
-    return canonical.encode(
-        {
-            "v": limits.VERSION,
-            "type": "status",
-            "device": status.device,
-            "state": status.state.value,
-            "session": status.session,
-        }
-    )
+def encode_status(status: Status, key: SigningKey, *, hub: bool = False) -> bytes:
+    """The status's wire bytes, signed by the terminal's key (or, `hub`, by the hub's)."""
+    return signed.sign(key, Purpose.HUB_STATUS if hub else Purpose.STATUS, "status", status.fields())
 
 
 def decode_status(raw: bytes) -> Status:
-    obj = decode_fields(raw, "status", STATUS_FIELDS)
-    return Status(device=obj["device"], state=StatusState(obj["state"]), session=obj["session"])
+    obj = decode_fields(raw, "status", STATUS_FIELDS, limits.CONTROL_VERSION)
+    return Status(device=obj["device"], state=StatusState(obj["state"]), session=obj["session"], sig=obj["sig"])
+
+
+def verify_status(status: Status, key: VerifyKey, *, hub: bool = False) -> None:
+    """AuthError(bad_signature) unless `key` signed this status (as a hub's status, if `hub`)."""
+    who = "the pinned hub key" if hub else "the terminal's registered key"
+    purpose = Purpose.HUB_STATUS if hub else Purpose.STATUS
+    signed.verify(key, purpose, "status", status.fields(), device=status.device, who=who)
 
 
 def newer_status(current: Status | None, incoming: Status) -> bool:

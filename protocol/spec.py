@@ -5,6 +5,11 @@ tests/protocol/test_spec.py fails while the README holds anything else, so that 
 reason code, topic or field cannot leave the spec behind. A block sits between
 `<!-- BEGIN generated:NAME -->` and `<!-- END generated:NAME -->`.
 
+The signed examples and the test vectors are blocks too: made here from fixed values with two test
+keys (Ed25519 private keys of fixed bytes; signatures are deterministic), so that another
+implementation can check its bytes against them, and tests/protocol/test_spec.py checks each
+against the values it states.
+
 Everything but `main` is pure, like the rest of protocol/: `main` is the one place here that reads
 and writes a file, and only when run as a command.
 """
@@ -15,26 +20,46 @@ import argparse
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Final, TypeVar
 
-from protocol import commands, errors, health, limits
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from protocol import canonical, commands, errors, health, keys, limits, signed
+from protocol.commands import Command, CommandName, encode_command
+from protocol.config import REMOTE_SETTINGS, SETTING_NAME, ConfigDoc, encode_config
 from protocol.fields import SHAPES, Field
-from protocol.messages import STATUS_FIELDS
+from protocol.health import DeviceEvent, EventKind, Health, PanelState, encode_event, encode_health
+from protocol.keys import SigningKey
+from protocol.messages import STATUS_FIELDS, Ack, Rejection, Status, StatusState, encode_ack, encode_status
+from protocol.session import hub_session, terminal_session
+from protocol.signed import Purpose
 from protocol.topics import HUB_STATUS, PREFIX, ROUTES, Route, hub_filters, terminal_filters
 
 __all__ = [
     "BLOCKS",
+    "EXAMPLES",
+    "HUB_SEED",
+    "PURPOSES",
+    "TERMINAL_SEED",
+    "VECTORS",
+    "Example",
+    "examples",
     "fields_table",
+    "fixed_key",
     "limits_table",
     "main",
     "meanings_table",
     "number",
+    "purposes_table",
     "reasons_table",
     "refresh",
+    "remote_settings",
     "subscriptions",
     "topics_table",
+    "vectors",
 ]
 
 E = TypeVar("E", bound=StrEnum)
@@ -144,15 +169,271 @@ def subscriptions() -> str:
     )
 
 
+# -- signatures --------------------------------------------------------------------------------------
+
+# Who signs each purpose, and what: the spec's table of purposes is drawn from `Purpose` through this
+# (KeyError for a purpose without its row).
+PURPOSES: Final[dict[Purpose, tuple[str, str]]] = {
+    Purpose.ACK: ("hub", "an ack"),
+    Purpose.CMD: ("hub", "a command"),
+    Purpose.CONFIG: ("hub", "a configuration document"),
+    Purpose.STATUS: ("terminal", "a terminal's status (its online status, and its will)"),
+    Purpose.HUB_STATUS: ("hub", "a hub worker's status on `pingjia/hub/<client-id>/status`"),
+    Purpose.HEALTH: ("terminal", "a health report"),
+    Purpose.EVENT: ("terminal", "an event"),
+    Purpose.TECH: ("hub", "a technician's credential, for the terminal's service console"),
+    Purpose.CLAIM: ("hub", "the answer to a terminal claiming its registration"),
+}
+
+
+def _context(raw: bytes) -> str:
+    """A signing context as the spec writes it: its text, then the NUL byte that ends it."""
+    text = raw.removesuffix(b"\x00").decode()
+    return f"{_code(text)} + NUL"
+
+
+def purposes_table() -> str:
+    """One row per `Purpose`, in its order, then the two contexts of v1 that records and heads keep."""
+    rows = [(_code(purpose.value), _context(signed.context(purpose)), *PURPOSES[purpose]) for purpose in Purpose]
+    rows += [
+        ("(v1)", _context(keys.RECORD_CONTEXT), "terminal", "a rating record (its own `sig`)"),
+        ("(v1)", _context(keys.HEAD_CONTEXT), "terminal", "a batch head"),
+    ]
+    return _table(("purpose", "context", "signed by", "what"), rows)
+
+
+def remote_settings() -> str:
+    return (
+        f"A document holds at most {limits.MAX_SETTINGS} settings. A name matches "
+        f"`{SETTING_NAME.pattern}`; a value is printable text of at most {limits.MAX_SETTING_CHARS} "
+        f"characters, and may be empty. A hub sends only these: {_listed(REMOTE_SETTINGS)}."
+    )
+
+
+# -- examples and test vectors ---------------------------------------------------------------------
+
+TERMINAL_SEED: Final = bytes(range(32))  # 00 01 02 ... 1f: the terminal test key (and the records')
+HUB_SEED: Final = bytes(range(32, 64))  # 20 21 22 ... 3f: the hub test key
+
+
+def fixed_key(seed: bytes) -> SigningKey:
+    """The Ed25519 key whose 32 private bytes are `seed`: a test key anyone can make again."""
+    return SigningKey(Ed25519PrivateKey.from_private_bytes(seed))
+
+
+_TERMINAL: Final = fixed_key(TERMINAL_SEED)
+_HUB: Final = fixed_key(HUB_SEED)
+_DEVICE: Final = "hall1-w03"
+_BOOT: Final = "3f9a1c2e-5b7d-4e11-9c0a-7d2e8f4b6a10"
+_SESSION: Final = terminal_session(1, 1)  # first start, first connection
+_HUB_STARTED_MS: Final = 1763799990000
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """A message of the spec: its value and how it is signed (purpose, key) into its wire bytes."""
+
+    value: object
+    purpose: Purpose
+    hub: bool  # signed by the hub test key; else by the terminal's
+
+    def wire(self) -> bytes:
+        key = _HUB if self.hub else _TERMINAL
+        value = self.value
+        if isinstance(value, Ack):
+            return encode_ack(value, key)
+        if isinstance(value, Command):
+            return encode_command(value, key)
+        if isinstance(value, ConfigDoc):
+            return encode_config(value, key)
+        if isinstance(value, Status):
+            return encode_status(value, key, hub=self.purpose is Purpose.HUB_STATUS)
+        if isinstance(value, Health):
+            return encode_health(value, key)
+        if isinstance(value, DeviceEvent):
+            return encode_event(value, key)
+        raise TypeError(f"no encoder for {type(value).__name__}")
+
+
+def _hub(purpose: Purpose, *values: object) -> tuple[Example, ...]:
+    return tuple(Example(value, purpose, hub=True) for value in values)
+
+
+def _terminal(purpose: Purpose, *values: object) -> tuple[Example, ...]:
+    return tuple(Example(value, purpose, hub=False) for value in values)
+
+
+_LOGIN: Final = Command(device=_DEVICE, cmd=CommandName.LOGIN, staff="E1024", id="pc-7781", n=41, t=1763800000000)
+_CONFIG: Final = ConfigDoc(
+    device=_DEVICE,
+    version=7,
+    t=1763799000000,
+    settings={
+        "invite_window_s": "60",
+        "language": "zh-CN",
+        "opening_hours": "08:30-12:00,13:30-17:00",
+        "reason_labels": "等候时间长,服务态度差,业务不熟练,流程繁琐,其他",
+    },
+)
+_HUB_ONLINE: Final = Status(device="pingjia-hub", state=StatusState.ONLINE, session=hub_session(_HUB_STARTED_MS, 1))
+_GAP_ACK: Final = Ack(device=_DEVICE, upto=2, t=1763800009000, held=(5, 7))
+_ONLINE: Final = Status(device=_DEVICE, state=StatusState.ONLINE, session=_SESSION)
+
+
+# Right after a start: no panel yet, nobody logged in, no ack yet; paired, and configured before.
+_STARTED: Final = Health(
+    device=_DEVICE,
+    t=1763794880123,
+    boot=_BOOT,
+    mono=3456,
+    fw="0.1.0",
+    uptime_s=2,
+    state="closed",
+    panel=PanelState.DISCONNECTED,
+    outbox_depth=0,
+    free_disk_bytes=12884901888,
+    misuse_alarms=0,
+    rejected=0,
+    session=_SESSION,
+    panel_dropped=0,
+    unreadable=0,
+    refused=0,
+    config_version=7,
+    hub_key=_HUB.public.hex[:16],
+)
+
+
+# The examples of each section, by the name of its block.
+EXAMPLES: Final[dict[str, tuple[Example, ...]]] = {
+    "ack": _hub(
+        Purpose.ACK,
+        Ack(device=_DEVICE, upto=2, t=1763800003500),
+        Ack(
+            device=_DEVICE,
+            upto=2,
+            t=1763800003500,
+            rejects=(
+                Rejection(
+                    reason=errors.Reason.BROKEN_CHAIN, detail="prev of seq 3 is not the hash of the stored seq 2", seq=3
+                ),
+            ),
+        ),
+        _GAP_ACK,
+    ),
+    "status": _terminal(Purpose.STATUS, _ONLINE, Status(device=_DEVICE, state=StatusState.OFFLINE, session=_SESSION)),
+    "hub-status": _hub(Purpose.HUB_STATUS, _HUB_ONLINE),
+    "cmd": _hub(
+        Purpose.CMD,
+        _LOGIN,
+        Command(device=_DEVICE, cmd=CommandName.INVITE, ticket="A0123", n=42, t=1763800002000),
+        Command(device=_DEVICE, cmd=CommandName.LOGOUT, n=43, t=1763800090000),
+    ),
+    "config": _hub(Purpose.CONFIG, _CONFIG),
+    "health": _terminal(
+        Purpose.HEALTH,
+        _STARTED,
+        replace(  # an hour and a half later, every field
+            _STARTED,
+            t=1763800063500,
+            mono=5186833,
+            uptime_s=5185,
+            state="idle",
+            panel=PanelState.CONNECTED,
+            outbox_depth=1,
+            staff="E1024",
+            panel_fw="panel-1.0",
+            oldest_unacked_s=2,
+            hub_offset_ms=37,
+            last_error="refused command: replayed: command counter 41 is not above the last taken, 41",
+            refused=1,
+            refused_last="command: replayed",
+        ),
+    ),
+    "event": _terminal(
+        Purpose.EVENT,
+        DeviceEvent(
+            device=_DEVICE, t=1763800066667, boot=_BOOT, mono=5190000, kind=EventKind.PANEL_DOWN, detail="unplugged"
+        ),
+        DeviceEvent(
+            device=_DEVICE,
+            t=1763800070000,
+            boot=_BOOT,
+            mono=5193333,
+            kind=EventKind.MISUSE_BURST,
+            detail="6 presses within 10 s",
+        ),
+        DeviceEvent(device=_DEVICE, t=1763800080000, boot=_BOOT, mono=5203333, kind=EventKind.RECOVERED),
+    ),
+}
+
+# The test vectors: one message of each thing the hub signs, and a terminal's status.
+VECTORS: Final = (
+    ("ack", Example(_GAP_ACK, Purpose.ACK, hub=True)),
+    ("command", Example(_LOGIN, Purpose.CMD, hub=True)),
+    ("configuration document", Example(_CONFIG, Purpose.CONFIG, hub=True)),
+    ("hub status", Example(_HUB_ONLINE, Purpose.HUB_STATUS, hub=True)),
+    ("terminal status", Example(_ONLINE, Purpose.STATUS, hub=False)),
+)
+
+
+def examples(name: str) -> str:
+    """The examples of block `name` as a `json` block, one message a line."""
+    return "```json\n" + "\n".join(example.wire().decode() for example in EXAMPLES[name]) + "\n```"
+
+
+def _spaced(seed: bytes) -> str:
+    return " ".join(f"{byte:02x}" for byte in seed[:3]) + f" … {seed[-1]:02x}"
+
+
+def vectors() -> str:
+    """The test keys, then for each vector: its context, the bytes signed and the signature, in hex."""
+    parts = [
+        _table(
+            ("test key", "private key: 32 bytes", "public key"),
+            [
+                ("terminal (and the records above)", _spaced(TERMINAL_SEED), _code(_TERMINAL.public.hex)),
+                ("hub", _spaced(HUB_SEED), _code(_HUB.public.hex)),
+            ],
+        )
+    ]
+    for title, example in VECTORS:
+        wire = example.wire()
+        message = canonical.decode(wire)
+        body = signed.body(message["type"], message)
+        context = signed.context(example.purpose)
+        signer = "hub" if example.hub else "terminal"
+        parts.append(
+            f"**{title}** — purpose {_code(example.purpose.value)}, {signer} test key:\n\n"
+            "```text\n"
+            f"context     {context.hex()}\n"
+            f"body        {body.decode()}\n"
+            f"signed      {(context + body).hex()}\n"
+            f"sig         {message['sig']}\n"
+            "```\n\n"
+            f"```json\n{wire.decode()}\n```"
+        )
+    return "\n\n".join(parts)
+
+
 BLOCKS: Final[dict[str, Callable[[], str]]] = {
     "topics": topics_table,
     "subscriptions": subscriptions,
+    "purposes": purposes_table,
+    "ack-examples": lambda: examples("ack"),
     "status-fields": lambda: fields_table(STATUS_FIELDS),
+    "status-examples": lambda: examples("status"),
+    "hub-status-examples": lambda: examples("hub-status"),
     "cmd-fields": lambda: fields_table(commands.COMMAND_FIELDS),
     "cmd-names": lambda: meanings_table(commands.CommandName, commands.MEANING, "cmd"),
+    "cmd-examples": lambda: examples("cmd"),
+    "remote-settings": remote_settings,
+    "config-examples": lambda: examples("config"),
     "health-fields": lambda: fields_table(health.HEALTH_FIELDS),
+    "health-examples": lambda: examples("health"),
     "event-fields": lambda: fields_table(health.EVENT_FIELDS),
     "event-kinds": lambda: meanings_table(health.EventKind, health.MEANING, "kind"),
+    "event-examples": lambda: examples("event"),
+    "vectors": vectors,
     "limits": limits_table,
     "reasons": reasons_table,
 }

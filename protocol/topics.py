@@ -1,4 +1,4 @@
-"""MQTT topics of protocol v1: every topic the product uses, who publishes it, and how.
+"""MQTT topics of the protocol (the layout is still `pingjia/v1/...` in v2): every topic, who publishes it, and how.
 
 `ROUTES` (pingjia/v1/<device>/<channel>, one per channel) and `HUB_STATUS` (pingjia/hub/<client-id>/status)
 hold it as data, QoS and retain flag included: protocol/spec.py draws the spec's topic table from them,
@@ -17,6 +17,9 @@ from protocol.errors import DecodeError, Reason
 from protocol.fields import valid_device_id
 
 __all__ = [
+    "CLAIM_REPLY",
+    "CLAIM_REQUEST",
+    "CLAIM_REQUEST_FILTER",
     "HUB_STATUS",
     "HUB_STATUS_FILTER",
     "PREFIX",
@@ -25,6 +28,8 @@ __all__ = [
     "ROUTES",
     "Channel",
     "Route",
+    "claim_topics",
+    "claim_user_of",
     "hub_filters",
     "hub_status_client",
     "hub_status_topic",
@@ -45,6 +50,7 @@ class Channel(StrEnum):
     HEALTH = "health"
     EVENT = "event"
     CMD = "cmd"
+    CONFIG = "config"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +72,43 @@ def _v1(channel: Channel) -> str:
 ROUTES: Final[dict[Channel, Route]] = {
     Channel.RATINGS: Route(_v1(Channel.RATINGS), "terminal → hub", "batch", 1, False, "sent again until acked"),
     Channel.ACK: Route(
-        _v1(Channel.ACK), "hub → terminal", "ack", 0, False, "after the hub's commit; a lost ack costs a resend"
+        _v1(Channel.ACK),
+        "hub → terminal",
+        "ack",
+        0,
+        False,
+        "signed by the hub, after its commit; a lost ack costs a resend",
     ),
-    Channel.STATUS: Route(_v1(Channel.STATUS), "terminal → all", "status", 1, True, "the offline status is the will"),
-    Channel.HEALTH: Route(_v1(Channel.HEALTH), "terminal → hub", "health", 1, True, "every heartbeat, and on changes"),
-    Channel.EVENT: Route(_v1(Channel.EVENT), "terminal → hub", "event", 1, False, "as they happen; not kept"),
-    Channel.CMD: Route(_v1(Channel.CMD), "clerk's PC, queue system, hub → terminal", "cmd", 1, False),
+    Channel.STATUS: Route(
+        _v1(Channel.STATUS),
+        "terminal → all",
+        "status",
+        1,
+        True,
+        "signed by the terminal; the offline status is the will",
+    ),
+    Channel.HEALTH: Route(
+        _v1(Channel.HEALTH),
+        "terminal → hub",
+        "health",
+        1,
+        True,
+        "signed by the terminal; every heartbeat, and on changes",
+    ),
+    Channel.EVENT: Route(
+        _v1(Channel.EVENT), "terminal → hub", "event", 1, False, "signed by the terminal; as they happen; not kept"
+    ),
+    Channel.CMD: Route(
+        _v1(Channel.CMD),
+        "hub → terminal",
+        "cmd",
+        1,
+        False,
+        "signed by the hub (the clerk's PC and queue system ask it)",
+    ),
+    Channel.CONFIG: Route(
+        _v1(Channel.CONFIG), "hub → terminal", "config", 1, True, "signed by the hub; the latest version is kept"
+    ),
 }
 HUB_STATUS: Final = Route(
     f"{_HUB_PREFIX}/<client-id>/status",
@@ -79,8 +116,25 @@ HUB_STATUS: Final = Route(
     "status",
     1,
     retained=True,
-    notes="the hub's MQTT client id as `device`; the offline status is the will",
+    notes="signed by the hub; the hub's MQTT client id as `device`; the offline status is the will",
 )
+CLAIM_REQUEST: Final = Route(
+    "pingjia/claim/<claim-user>/request",
+    "terminal → hub",
+    "claim",
+    1,
+    retained=False,
+    notes="a terminal claiming its registration with a short-lived claim account (see Pairing)",
+)
+CLAIM_REPLY: Final = Route(
+    "pingjia/claim/<claim-user>/reply",
+    "hub → terminal",
+    "claimed",
+    1,
+    retained=False,
+    notes="signed by the hub: the terminal's own broker account and the hub's keys",
+)
+CLAIM_REQUEST_FILTER: Final = "pingjia/claim/+/request"
 QOS: Final[dict[Channel, int]] = {channel: route.qos for channel, route in ROUTES.items()}
 RETAINED: Final = frozenset(channel for channel, route in ROUTES.items() if route.retained)
 
@@ -107,8 +161,23 @@ def parse(name: str) -> tuple[str, Channel]:
 
 
 def terminal_filters(device: str) -> tuple[str, ...]:
-    """Subscriptions of a terminal: its acks and commands, and every hub's status."""
-    return (topic(device, Channel.ACK), topic(device, Channel.CMD), HUB_STATUS_FILTER)
+    """Subscriptions of a terminal: its acks, commands and configuration, and every hub's status."""
+    return (topic(device, Channel.ACK), topic(device, Channel.CMD), topic(device, Channel.CONFIG), HUB_STATUS_FILTER)
+
+
+def claim_topics(claim_user: str) -> tuple[str, str]:
+    """(request, reply) topics of a claim account."""
+    if not valid_device_id(claim_user):
+        raise ValueError(f"claim account {claim_user!r} cannot be a topic level")
+    return f"pingjia/claim/{claim_user}/request", f"pingjia/claim/{claim_user}/reply"
+
+
+def claim_user_of(name: str) -> str:
+    """The claim account of a claim request topic; DecodeError(bad_topic) for any other topic."""
+    parts = name.split("/")
+    if len(parts) != 4 or parts[:2] != ["pingjia", "claim"] or parts[3] != "request" or not valid_device_id(parts[2]):
+        raise DecodeError(f"topic {show(name, 120)} is not pingjia/claim/<claim-user>/request", reason=Reason.BAD_TOPIC)
+    return parts[2]
 
 
 def hub_status_client(name: str) -> str:

@@ -14,6 +14,11 @@ Shared by the terminal's link and the hub's ingest. The rules it keeps:
   connects is kept for the life of the process.
 - A new paho client per connection attempt: nothing from a dead connection (in-flight mids,
   queued packets) leaks into the next one; the owner resends what was not acknowledged end to end.
+- Credentials and TLS: a username and password (a site's Mosquitto allows no anonymous client; its
+  accounts are hub.brokerconf's), over TLS (`mqtts://`, or a CA to verify the broker against). A
+  broker that refuses the account is retried with the same backoff, the refusal logged once per
+  distinct reason, and never read as a sign of the wrong MQTT version. The password appears in no
+  log line, `str()`, `repr()` or exception.
 """
 
 from __future__ import annotations
@@ -22,10 +27,11 @@ import contextlib
 import logging
 import random
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -54,6 +60,11 @@ NOT_UTF8_TOPIC = "(a topic that is not UTF-8)"  # what Inbound.topic says of one
 # How long the network thread waits on the socket at a time: writes wake it at once (paho's socket
 # pair), so this only bounds how soon it sees `stop()` (and costs an idle wakeup this often).
 _LOOP_S = 0.1
+# CONNACK reason codes that refuse the account, not the protocol version: MQTT 5's bad user name or
+# password, not authorized, bad authentication method; paho reports MQTT 3.1.1's return codes 4 and 5
+# as the first two (and a bare int is a 3.1.1 return code).
+_AUTH_REFUSALS = frozenset({0x86, 0x87, 0x8C})
+_AUTH_RETURN_CODES = frozenset({4, 5})
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,26 +72,32 @@ class BrokerUrl:
     host: str
     port: int
     protocol: str | None = None  # forced by ?protocol=5 or ?protocol=3.1.1
+    tls: bool = False  # mqtts://
 
     def __str__(self) -> str:
         suffix = f"?protocol={self.protocol}" if self.protocol else ""
-        return f"mqtt://{self.host}:{self.port}{suffix}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'mqtts' if self.tls else 'mqtt'}://{host}:{self.port}{suffix}"
 
 
 def parse_broker_url(text: str) -> BrokerUrl:
-    """`mqtt://host[:port][?protocol=5|3.1.1]`; ValueError saying what is wrong."""
+    """`mqtt://host[:port][?protocol=5|3.1.1]` (port 1883), or `mqtts://...` for MQTT over TLS (port
+    8883); ValueError saying what is wrong. Credentials do not go in the URL (it is shown in logs)."""
     parts = urlsplit(text)
-    if parts.scheme != "mqtt" or not parts.hostname:
-        raise ValueError(f"broker {text!r} is not mqtt://host:port")
+    if "@" in parts.netloc:
+        raise ValueError("a broker URL holds no credentials: give the username and password on their own")
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError(f"broker {text!r} is not mqtt://host:port or mqtts://host:port")
     query = parse_qs(parts.query)
     protocol = query.get("protocol", [None])[0]
     if protocol is not None and protocol not in ("5", "3.1.1"):
         raise ValueError(f"broker {text!r}: protocol must be 5 or 3.1.1")
+    tls = parts.scheme == "mqtts"
     try:
-        port = parts.port or 1883
+        port = parts.port or (8883 if tls else 1883)
     except ValueError:
         raise ValueError(f"broker {text!r} has a bad port") from None
-    return BrokerUrl(host=parts.hostname, port=port, protocol=protocol)
+    return BrokerUrl(host=parts.hostname, port=port, protocol=protocol, tls=tls)
 
 
 class Backoff:
@@ -114,7 +131,14 @@ def _no_delay(_client: paho.Client, _userdata: Any, sock: Any) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class MqttBroker:
-    """A broker at `url`, with the connection settings of the process that uses it."""
+    """A broker at `url`, with the connection settings of the process that uses it.
+
+    `username`/`password`: the account it connects with. TLS when the URL is `mqtts://` or `tls_ca` is
+    set: the broker's certificate is verified against `tls_ca` (a CA certificate, PEM), or against the
+    system's CAs without it, and must name the URL's host. `tls_cert`/`tls_key`: a client certificate.
+    ValueError for combinations that cannot work (a password without a username, half a client
+    certificate, a client certificate without TLS).
+    """
 
     url: BrokerUrl
     protocol: str = "auto"
@@ -122,9 +146,26 @@ class MqttBroker:
     connect_timeout_s: float = 3.0
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_credentials(self.username, self.password, self.tls, self.tls_cert, self.tls_key)
+
+    @property
+    def tls(self) -> bool:
+        return self.url.tls or self.tls_ca is not None
 
     def __str__(self) -> str:
-        return str(self.url)
+        """The URL, as the connection is made (mqtts:// with TLS), with the username; never the password."""
+        url = str(BrokerUrl(self.url.host, self.url.port, self.url.protocol, tls=self.tls))
+        if self.username is None:
+            return url
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://{self.username}@{rest}"
 
     def connect(self, client: Client) -> MqttSession:
         return MqttSession(
@@ -142,7 +183,59 @@ class MqttBroker:
             connect_timeout_s=self.connect_timeout_s,
             reconnect_min_s=self.reconnect_min_s,
             reconnect_max_s=self.reconnect_max_s,
+            username=self.username,
+            password=self.password,
+            tls=self.tls,
+            tls_ca=self.tls_ca,
+            tls_cert=self.tls_cert,
+            tls_key=self.tls_key,
         )
+
+
+def _check_credentials(
+    username: str | None, password: str | None, tls: bool, tls_cert: str | None, tls_key: str | None
+) -> None:
+    if password is not None and username is None:
+        raise ValueError("a broker password needs a username")
+    if username == "":
+        raise ValueError("a broker username cannot be empty")
+    if (tls_cert is None) != (tls_key is None):
+        raise ValueError("a client certificate needs both tls_cert and tls_key")
+    if tls_cert is not None and not tls:
+        raise ValueError("a client certificate needs TLS: an mqtts:// broker, or tls_ca")
+
+
+class _ClientContext(ssl.SSLContext):
+    """A TLS client context that keeps the last socket it wrapped: paho leaves a socket whose handshake
+    failed open (for the garbage collector to find), and the link closes it instead."""
+
+    wrapped: ssl.SSLSocket | None = None
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        self.wrapped = super().wrap_socket(*args, **kwargs)
+        return self.wrapped
+
+    def close_failed(self) -> None:
+        if self.wrapped is not None:
+            self.wrapped.close()
+            self.wrapped = None
+
+
+def _tls_context(ca: str | None, cert: str | None, key: str | None) -> _ClientContext:
+    """A client context that verifies the broker (against `ca`, else the system's CAs) and its name."""
+    context = _ClientContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the certificate and the host name
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        if ca is None:
+            context.load_default_certs()
+        else:
+            context.load_verify_locations(cafile=ca)
+        if cert is not None:
+            context.load_cert_chain(cert, key)
+    except OSError as exc:  # ssl.SSLError is one too; the text says what is wrong with which file
+        files = ", ".join(f for f in (ca, cert, key) if f)
+        raise ValueError(f"TLS files {files}: {exc.strerror or exc}") from None
+    return context
 
 
 class MqttSession:
@@ -164,10 +257,23 @@ class MqttSession:
         reconnect_min_s: float = 0.5,
         reconnect_max_s: float = 30.0,
         rng: random.Random | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        tls: bool = False,
+        tls_ca: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
     ) -> None:
         mode = url.protocol or protocol
         if mode not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {mode!r}")
+        tls = tls or url.tls or tls_ca is not None
+        _check_credentials(username, password, tls, tls_cert, tls_key)
+        self._username = username
+        self._password = password
+        self._tls = _tls_context(tls_ca, tls_cert, tls_key) if tls else None
+        self._refusals: set[str] = set()  # logged since the last connection that worked
+        self.refusal: str | None = None  # why the broker refused the last attempt; None once one works
         self.url = url
         self.client_id = client_id
         self._on_event = on_event
@@ -244,6 +350,10 @@ class MqttSession:
         client.on_subscribe = self._on_subscribe
         client.manual_ack_set(self._manual_ack)
         client.max_inflight_messages_set(1000)
+        if self._username is not None:
+            client.username_pw_set(self._username, self._password)
+        if self._tls is not None:
+            client.tls_set_context(self._tls)
         if self._will is not None:
             topic, payload = self._will(self._attempt)
             client.will_set(topic, payload, qos=1, retain=True)
@@ -299,10 +409,21 @@ class MqttSession:
             client = self._new_client()
             try:
                 self._connect(client)
+            except ssl.SSLError as exc:  # the broker's certificate, or TLS itself: not a passing network fault
+                if self._tls is not None:
+                    self._tls.close_failed()
+                why = getattr(exc, "verify_message", None) or exc.reason or str(exc)
+                self._refused(f"TLS handshake failed: {why}", "check the CA (tls_ca) and the broker's host name")
+                self._pause(self._backoff.next_delay())
+                continue
             except (OSError, ValueError) as exc:
+                if self._tls is not None:
+                    self._tls.close_failed()  # a handshake that timed out
                 log.info("%s: cannot reach %s: %s", self.client_id, self.url, exc)
                 self._pause(self._backoff.next_delay())
                 continue
+            if self._tls is not None:
+                self._tls.wrapped = None  # paho owns the connected socket
             try:
                 reason = self._serve(client)
             except Exception as exc:  # noqa: BLE001 - whatever one connection meets, the link goes on
@@ -336,7 +457,11 @@ class MqttSession:
             if self._connack is not None and not self._connected and subscribing is None:
                 ok, code, session_present = self._connack
                 if not ok:
-                    self._maybe_switch_protocol(f"CONNACK refused: {code}", code)
+                    if _is_auth_refusal(code):
+                        self._refused(f"account refused: {code}", "check the username and password")
+                    else:
+                        self._refused(f"connection refused: {code}", None)
+                        self._maybe_switch_protocol(f"CONNACK refused: {code}", code)
                     return f"refused: {code}"
                 self._protocol_works()
                 if not self._subscriptions:
@@ -365,14 +490,29 @@ class MqttSession:
             self._protocol_settled = True
             log.info("%s: broker speaks MQTT %s", self.client_id, self.protocol)
 
+    def _refused(self, why: str, hint: str | None) -> None:
+        """The broker turned this attempt down: say so once per reason, until a connection works."""
+        self.refusal = why
+        if why in self._refusals:
+            return
+        self._refusals.add(why)
+        account = f"account {self._username}" if self._username is not None else "no username"
+        shown = BrokerUrl(self.url.host, self.url.port, self.url.protocol, tls=self._tls is not None)
+        advice = f" ({hint})" if hint else ""
+        log.warning("%s: %s, %s: %s%s; trying again with backoff", self.client_id, shown, account, why, advice)
+
     def _went_up(self, client: paho.Client, session_present: bool) -> None:
         with self._lock:
             self._client = client
             self._connected = True
         self._backoff.reset()
+        self._refusals.clear()
+        self.refusal = None
         self._on_event(LinkUp(attempt=self._attempt, protocol=self.protocol, session_present=session_present))
 
     def _maybe_switch_protocol(self, why: str, code: ReasonCode | int | None) -> None:
+        if _is_auth_refusal(code):
+            return  # the broker read the CONNECT well enough to refuse the account
         unsupported = code is None or (isinstance(code, ReasonCode) and code.value in (1, 0x84))
         if not self._protocol_settled and unsupported:
             old = self.protocol
@@ -381,3 +521,9 @@ class MqttSession:
 
     def _pause(self, seconds: float) -> None:
         self._stopping.wait(seconds)
+
+
+def _is_auth_refusal(code: ReasonCode | int | None) -> bool:
+    if isinstance(code, ReasonCode):
+        return code.value in _AUTH_REFUSALS
+    return code is not None and code in _AUTH_RETURN_CODES

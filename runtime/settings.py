@@ -21,6 +21,7 @@ __all__ = [
     "from_mapping",
     "from_toml",
     "markdown_table",
+    "replaced",
     "setting",
     "settings_of",
 ]
@@ -174,6 +175,21 @@ def from_toml(cls: type[S], text: str, *, source: str = "config", overrides: Ite
             raise ConfigError(assignment, assignment, "write name=value")
         values[key.strip()] = value
     return from_mapping(cls, values)
+
+
+def replaced(base: S, values: Mapping[str, str], *, source: str) -> S:
+    """`base` with some settings replaced by text values, each checked as from the command line;
+    ConfigError naming `source`, the setting and the value if one is not allowed."""
+    infos = {info.name: info for info in settings_of(type(base))}
+    checked: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in infos:
+            raise ConfigError(key, value, "", message=f"{source}: no terminal setting {key!r}")
+        try:
+            checked[key] = infos[key].coerce(value)
+        except ConfigError as exc:
+            raise ConfigError(key, value, exc.allowed, message=f"{source}: {exc}") from None
+    return dataclasses.replace(base, **checked)
 
 
 def markdown_table(cls: type[_Settings]) -> str:

@@ -436,6 +436,232 @@ def hub_reconnect(workdir: Path, *, outage_s: float, samples: int) -> Result:
     }
 
 
+def pair_to_first_rating(workdir: Path, *, samples: int) -> Result:
+    """Seconds from a technician's `pingjia tech pair` (the terminal on, showing its code) to the
+    first rating of the paired terminal stored at the hub: a closed site (Mosquitto with accounts and
+    an ACL, written by `pingjia hub broker-config`), the terminal's own account made and the broker
+    reloaded by the tool, the clerk logged in and one press. `samples` terminals, one after another."""
+    from device.events import PairingCodeShown
+    from hub import registry
+    from hub.queries import Reader
+    from hub.writer import Writer
+    from simulator.cable import Cable
+    from simulator.processes import wait_until
+    from simulator.site import Site
+
+    if not _mosquitto():
+        return {"pair_to_first_rating_s": None}
+    db = f"sqlite:///{workdir / 'hub.sqlite3'}"
+    site = Site(workdir / "site", db=db, mosquitto=True).setup()
+    with Writer.open(db) as writer:
+        writer.write(registry.add_staff, "S001", name="王芳", department="综合受理")
+    hub = site.hub(log=workdir / "hub.log").start()
+    seconds = []
+    try:
+        hub.wait_online()
+        for index in range(samples):
+            cable = Cable(workdir / f"console-{index}")
+            terminal = site.terminal(
+                workdir / f"t{index}", cable, settings=["thank_you_ms=0", "mode=open"], log=workdir / f"t{index}.log"
+            ).start()
+            try:
+                terminal.wait_for(lambda t: t.of(PairingCodeShown), 30, "the pairing code")
+                started = time.monotonic()
+                device = str(site.pair(terminal, cable, department="综合受理", counter=f"{index + 1}号窗口")["device"])
+                terminal.login("S001")
+                terminal.press(5)
+                with Reader.open(db) as reader:
+                    wait_until(lambda: reader.stored_after(device, 0) >= 1, 60, "the first rating stored")  # noqa: B023
+                seconds.append(time.monotonic() - started)
+            finally:
+                terminal.quit()
+                cable.close()
+    finally:
+        hub.stop()
+        site.stop()
+    return {
+        "pair_to_first_rating_s": round(max(seconds), 2),
+        "pair_to_first_rating_s_runs": [round(value, 2) for value in seconds],
+        "pair_to_first_rating_goal_s": 30,
+    }
+
+
+def broker_restart_stall(workdir: Path, *, terminals: int, seconds_after: float) -> Result:
+    """How long records wait after a broker restart, with two hub workers on an MQTT 5 shared
+    subscription and PostgreSQL. Mosquitto drops what a shared subscription has no subscriber for
+    between its restart and the workers' resubscription; the terminals must notice (gap repair, a hub
+    coming online) instead of waiting for their ack timeout (10 s, doubling). The worst order is
+    arranged: the terminals are back before the workers. Presses keep coming throughout.
+
+    `broker_restart_stall_s`: the longest a record waited for its ack after both workers were back
+    (thanked, or the workers' return if later, to the ack); `broker_restart_wait_max_s`: the longest
+    wait at all, the workers' absence included."""
+    import uuid
+
+    pg = os.environ.get("PINGJIA_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+    if not _mosquitto():
+        return {"broker_restart_stall_s": None}
+    try:
+        import psycopg
+
+        admin = psycopg.connect(pg, autocommit=True, connect_timeout=5)
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server means the same here
+        return {"broker_restart_stall_s": None, "broker_restart_stall_note": f"PostgreSQL not reachable: {exc}"}
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        return _restart_stall(
+            workdir, f"{pg}{'&' if '?' in pg else '?'}options=-csearch_path%3D{schema}", terminals, seconds_after
+        )
+    finally:
+        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.close()
+
+
+def _restart_stall(workdir: Path, db: str, terminals: int, seconds_after: float) -> Result:
+    from device import identity
+    from device.events import Acked
+    from hub import registry
+    from hub.writer import Writer
+    from protocol import ProtocolError, StatusState, decode_status
+    from runtime.link import Inbound
+    from runtime.mqtt import MqttSession, parse_broker_url
+    from simulator.processes import HubProcess, MosquittoBroker, TerminalProcess, site_hub_key, wait_hub_online
+
+    acks: dict[str, list[tuple[float, int]]] = {}
+    online: list[tuple[float, str, int]] = []  # (when, worker, session) of every online status heard
+    lock = threading.Lock()
+
+    def on_event(terminal: TerminalProcess, event: object) -> None:
+        if isinstance(event, Acked):
+            with lock:
+                acks.setdefault(terminal.name, []).append((time.monotonic(), event.upto))
+
+    def on_status(event: object) -> None:
+        if isinstance(event, Inbound) and event.payload:
+            try:
+                status = decode_status(event.payload)
+            except ProtocolError:
+                return
+            if status.state is StatusState.ONLINE:
+                with lock:
+                    online.append((time.monotonic(), status.device, status.session))
+
+    with Writer.open(db, migrate=True) as writer:
+        for index in range(terminals):
+            made = identity.create(workdir / f"t{index}", f"stall-{index:02d}")
+            writer.write(registry.add_device, made.device, made.public_hex, department="综合受理")
+        writer.write(registry.add_staff, "S001", name="王芳", department="综合受理")
+    broker = MosquittoBroker(workdir=workdir / "mosquitto").start()
+    hub = HubProcess(
+        db=db,
+        broker_url=broker.url,
+        log=workdir / "hub.log",
+        hub_key=site_hub_key()[0],
+        extra=["--workers", "2", "--share-group", "stall"],
+        settings=["reconnect_min_s=1", "reconnect_max_s=2"],  # back after the terminals
+    ).start()
+    watcher = MqttSession(
+        url=parse_broker_url(broker.url),
+        client_id=f"stall-watch-{time.monotonic_ns()}",
+        on_event=on_status,
+        subscriptions=[("pingjia/hub/+/status", 1)],
+        reconnect_min_s=0.05,
+        reconnect_max_s=0.2,
+    )
+    settings = ["thank_you_ms=0", "mode=open", "misuse_interval_s=0", "burst_presses=1000"]
+    settings += ["reconnect_min_s=0.05", "reconnect_max_s=0.2"]
+    fleet = [
+        TerminalProcess(
+            workdir / f"t{index}",
+            broker_url=broker.url,
+            settings=settings,
+            log=workdir / f"t{index}.log",
+            on_event=on_event,
+        )
+        for index in range(terminals)
+    ]
+    try:
+        for worker in (1, 2):
+            wait_hub_online(broker.url, f"pingjia-hub-{worker}", 60, process=hub.process, log=hub.log)
+        watcher.start()
+        for terminal in fleet:
+            terminal.start().wait_for(lambda t: t.online, 30, "online")
+            terminal.login("S001")
+        restarted, back = _press_through_restart(fleet, broker, seconds_after)
+        for terminal in fleet:
+            top = max(terminal.recorded)
+            terminal.wait_for(lambda t: t.acked >= top, 120, "everything acked")  # noqa: B023
+    finally:
+        for terminal in fleet:
+            terminal.quit()
+        watcher.stop()
+        hub.stop()
+        broker.stop()
+    with lock:
+        return _stall_figures(fleet, dict(acks), list(online), restarted, back)
+
+
+def _stall_figures(
+    fleet: Sequence[Any],
+    acks: dict[str, list[tuple[float, int]]],
+    online: list[tuple[float, str, int]],
+    restarted: float,
+    back: float,
+) -> Result:
+    returns = []
+    for name in ("pingjia-hub-1", "pingjia-hub-2"):
+        before = max((session for at, worker, session in online if worker == name and at < restarted), default=-1)
+        returns.append(min((at for at, worker, session in online if worker == name and session > before), default=None))
+    got = {name: sorted(times) for name, times in acks.items()}
+    if None in returns:
+        raise RuntimeError("a hub worker was not heard online again after the broker restart")
+    workers_back = max(at for at in returns if at is not None)
+    stalls, waits = [], []
+    for terminal in fleet:
+        for seq, thanked in terminal.thanked_at.items():
+            if thanked < restarted - 1:
+                continue
+            acked = next((at for at, upto in got.get(terminal.name, []) if upto >= seq), None)
+            if acked is not None:
+                waits.append(acked - thanked)
+                stalls.append(acked - max(thanked, workers_back))
+    return {
+        "broker_restart_stall_s": round(max(stalls), 2),
+        "broker_restart_wait_max_s": round(max(waits), 2),
+        "broker_restart_wait_p50_s": round(statistics.median(waits), 3),
+        "broker_restart_records": len(waits),
+        "broker_restart_down_s": round(back - restarted, 2),
+        "broker_restart_workers_back_s": round(workers_back - back, 2),
+    }
+
+
+def _press_through_restart(fleet: Sequence[Any], broker: Any, seconds_after: float) -> tuple[float, float]:
+    """Ten presses a second at each terminal; a graceful broker restart after 3 s (sessions kept);
+    `seconds_after` more. (When the restart began, when the broker was back.)"""
+    stop = threading.Event()
+
+    def customers() -> None:
+        while not stop.is_set():
+            for terminal in fleet:
+                terminal.press(5)
+            stop.wait(0.1)
+
+    presser = threading.Thread(target=customers, daemon=True)
+    presser.start()
+    try:
+        time.sleep(3)  # the fleet in its stride
+        restarted = time.monotonic()
+        broker.stop()
+        broker.start()
+        back = time.monotonic()
+        time.sleep(seconds_after)
+    finally:
+        stop.set()
+        presser.join()
+    return restarted, back
+
+
 def hub_live(workdir: Path, *, devices: int, per_device: int) -> Result:
     """Ratings stored per second when every message carries one rating (each press sent at once):
     `devices` terminals played from pre-signed messages, the hub acking each after its commit."""
@@ -599,6 +825,8 @@ def run(*, quick: bool, only: set[str] | None = None, workdir: Path | None = Non
         "reconnect": lambda: hub_reconnect(
             scratch / "reconnect", outage_s=10 if quick else 30, samples=3 if quick else 5
         ),
+        "pair": lambda: pair_to_first_rating(scratch / "pair", samples=2 if quick else 5),
+        "stall": lambda: broker_restart_stall(scratch / "stall", terminals=4, seconds_after=5 if quick else 10),
     }
     unknown = (only or set()) - set(steps)
     if unknown:

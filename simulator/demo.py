@@ -21,15 +21,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from device import identity
-from device.events import Ready
+from device.events import Online, Ready
 from hub import registry
 from hub.config import HubConfig
 from hub.db import Database
 from hub.queries import Reader
 from hub.report import aggregate, parse_period, render
 from hub.writer import Writer
+from simulator.cable import Cable
 from simulator.customers import StaffProfile, make_staff
 from simulator.processes import AmqttBroker, BrokerProcess, HubProcess, ProcessError, TerminalProcess
+from simulator.site import Site
 
 __all__ = ["Demo"]
 
@@ -44,6 +46,8 @@ class Counter:
     staff: StaffProfile
     start_seq: int
     letter: str
+    cable: Cable
+    counter: str
     next_customer: float = 0.0
     served: int = 0
     keys: list[tuple[float, str]] = field(default_factory=list)  # (when, input line) still to come
@@ -75,13 +79,15 @@ class Demo:
         self.broker: BrokerProcess | None = None
         self.hub: HubProcess | None = None
         self.counters: list[Counter] = []
+        self.cables: list[Cable] = []
         self.tz = ZoneInfo(HubConfig().timezone)
 
     # -- setting up ---------------------------------------------------------------------------------
 
     def _register(self) -> list[tuple[Path, StaffProfile]]:
-        """The hall's counters and clerks, registered in one transaction. The demo's database outlives
-        a run (var/demo): it is brought to this version's schema first, as `pingjia hub migrate` would."""
+        """The hall's clerks, registered in one transaction, and its terminals out of the box (their
+        identity made; the technician pairs them once the hub runs). The demo's database outlives a
+        run (var/demo): it is brought to this version's schema first, as `pingjia hub migrate` would."""
         with Writer.open(self.db_url, migrate=True) as writer:
             return writer.write(self._registrations)
 
@@ -90,13 +96,8 @@ class Demo:
         placed = []
         for index, profile in enumerate(staff):
             folder = self.data / f"counter-{index + 1:02d}"
-            if (folder / identity.KEY_FILE).exists():
-                made = identity.load(folder)
-            else:
-                made = identity.create(folder, f"counter-{index + 1:02d}")
-            registry.add_device(
-                db, made.device, made.public_hex, department=profile.department, counter=f"{index + 1}号窗口"
-            )
+            if not (folder / identity.KEY_FILE).exists():
+                identity.create(folder, f"counter-{index + 1:02d}")
             registry.add_staff(db, profile.staff, name=profile.name, department=profile.department)
             placed.append((folder, profile))
         return placed
@@ -127,20 +128,12 @@ class Demo:
             broker_name = url
         self._say(f"pingjia demo: {self.devices} counters, {self.departments} departments, broker {broker_name}")
         self._say(f"  hub database {self.db_url}, logs in {logs}/")
-        self.hub = HubProcess(db=self.db_url, broker_url=url, log=logs / "hub.log").start()
+        site = Site(self.data / "site", db=self.db_url, mosquitto=False, broker_url=url).setup()
+        self.hub = site.hub(log=logs / "hub.log").start()
         self.hub.wait_online()
-        settings = [
-            f"thank_you_ms={max(300, int(2500 / self.speed))}",
-            f"invite_window_s={max(3.0, 30 / self.speed)}",
-            f"reasons_window_s={max(2.0, 6 / self.speed)}",
-            "ack_timeout_s=3",
-        ]
-        for index, (folder, profile) in enumerate(placed):
-            terminal = TerminalProcess(folder, broker_url=url, settings=settings, log=logs / f"{folder.name}.log")
-            letter = chr(ord("A") + index % 26)
-            self.counters.append(Counter(terminal=terminal.start(), staff=profile, start_seq=0, letter=letter))
+        self._start_counters(site, placed, url, logs)
+        self._pair(site)
         for counter in self.counters:
-            counter.terminal.wait_for(lambda t: t.ready, 30, "the terminal to start")
             counter.start_seq = _head(counter.terminal)
             counter.terminal.login(counter.staff.staff)
             counter.next_customer = time.monotonic() + self._gap()
@@ -169,6 +162,51 @@ class Demo:
         print(json.dumps(summary, ensure_ascii=False), flush=True)
         clean = summary["lost"] == 0 and summary["duplicates"] == 0 and summary["records_missing"] == 0
         return 0 if clean else 1
+
+    def _start_counters(self, site: Site, placed: list[tuple[Path, StaffProfile]], url: str, logs: Path) -> None:
+        settings = [
+            f"thank_you_ms={max(300, int(2500 / self.speed))}",
+            f"invite_window_s={max(3.0, 30 / self.speed)}",
+            f"reasons_window_s={max(2.0, 6 / self.speed)}",
+            "ack_timeout_s=3",
+        ]
+        for index, (folder, profile) in enumerate(placed):
+            cable = Cable(self.data / "site" / f"console-{index + 1:02d}")
+            self.cables.append(cable)
+            # A terminal paired on an earlier run is told this run's broker (the embedded one moves to a
+            # new port each time); a new one gets it from pairing, and until then sends nothing.
+            paired = _paired(folder)
+            terminal = site.terminal(
+                folder, cable, settings=settings, log=logs / f"{folder.name}.log", broker_url=url if paired else None
+            )
+            letter = chr(ord("A") + index % 26)
+            self.counters.append(
+                Counter(
+                    terminal=terminal.start(),
+                    staff=profile,
+                    start_seq=0,
+                    letter=letter,
+                    cable=cable,
+                    counter=f"{index + 1}号窗口",
+                )
+            )
+
+    def _pair(self, site: Site) -> None:
+        """The technician's round: each terminal not paired yet is paired over its console cable
+        (`pingjia tech pair`, confirming the code it shows), as at a real site."""
+        for counter in self.counters:
+            counter.terminal.wait_for(lambda t: t.ready, 30, "the terminal to start")
+        fresh = [c for c in self.counters if not c.terminal.of(Ready)[0].paired]
+        for counter in fresh:
+            started = time.monotonic()
+            site.pair(counter.terminal, counter.cable, department=counter.staff.department, counter=counter.counter)
+            counter.terminal.wait_for(lambda t: t.of(Online), 30, "the paired terminal online")
+            self._say(
+                f"  paired {counter.terminal.device} ({counter.staff.department}, {counter.counter}) "
+                f"in {time.monotonic() - started:.1f} s"
+            )
+        if not fresh:
+            self._say(f"  {len(self.counters)} terminals paired with this hub before")
 
     def _gap(self) -> float:
         # A customer every 5 s per counter on average at speed 1.
@@ -238,6 +276,8 @@ class Demo:
             self.hub.stop()
         if self.broker is not None:
             self.broker.stop()
+        for cable in self.cables:
+            cable.close()
         pressed = lost = duplicates = unexpected = stored = records = records_missing = 0
         for counter in self.counters:
             thanked = {s for s in counter.terminal.thanked if s > counter.start_seq}
@@ -277,6 +317,17 @@ class Demo:
             rows = aggregate(store, period, by)
             parts.append(render(rows, by=by, period=period, fmt="table", timeout_score=timeout_score))
         return "\n".join(parts) + "\n"
+
+
+def _paired(folder: Path) -> bool:
+    from device.pairing import load_pairing
+    from device.state import StateDocument
+
+    state = StateDocument(folder / identity.STATE_FILE)
+    try:
+        return load_pairing(state) is not None
+    finally:
+        state.close()
 
 
 def _head(terminal: TerminalProcess) -> int:

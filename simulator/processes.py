@@ -11,7 +11,9 @@ wait on (`wait_for`) instead of sleeping.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -19,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -56,6 +59,18 @@ __all__ = [
 ]
 
 PYTHON = sys.executable
+
+
+@functools.cache
+def site_hub_key() -> tuple[Path, str]:
+    """The hub key of the processes this harness starts, made once per run: (its file, the public
+    signing key terminals pin). Sites made by the demo or by a test of pairing make their own."""
+    from hub import identity
+
+    folder = Path(tempfile.mkdtemp(prefix="pingjia-site-"))
+    atexit.register(shutil.rmtree, folder, True)
+    keys = identity.create(folder / "hub.key")
+    return folder / "hub.key", keys.sign_hex
 
 
 class ProcessError(RuntimeError):
@@ -230,6 +245,19 @@ class MosquittoBroker(BrokerProcess):
         return [binary, "-c", str(conf)]
 
 
+class SiteBroker(BrokerProcess):
+    """Mosquitto with a site's own configuration (`pingjia hub broker-config`: accounts, ACL)."""
+
+    kind = "mosquitto"
+
+    def __init__(self, conf: Path, port: int, *, log: Path | None = None) -> None:
+        super().__init__(port, log=log or conf.parent / "mosquitto.log")
+        self.conf = conf
+
+    def argv(self) -> list[str]:
+        return [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(self.conf)]
+
+
 class AmqttBroker(BrokerProcess):
     """The embedded Python broker (MQTT 3.1.1 only), for a machine with nothing installed."""
 
@@ -248,8 +276,15 @@ class HubProcess(ChildProcess):
         log: Path | None = None,
         settings: Sequence[str] = (),
         client_id: str = "pingjia-hub",
+        hub_key: Path | None = None,
+        extra: Sequence[str] = (),
+        watch_as: tuple[str, str] | None = None,
     ) -> None:
+        """`watch_as`: the broker account (username, password) to watch for the hub's status with."""
+        self.watch_as = watch_as
         self.db = db
+        self.hub_key = hub_key or site_hub_key()[0]
+        self.extra = list(extra)
         self.broker_url = broker_url
         self.log = log
         self.settings = list(settings)
@@ -269,7 +304,10 @@ class HubProcess(ChildProcess):
             self.broker_url,
             "--client-id",
             self.client_id,
+            "--hub-key",
+            str(self.hub_key),
             "--lifeline",
+            *self.extra,
         ]
         for assignment in self.settings:
             argv += ["--set", assignment]
@@ -280,7 +318,13 @@ class HubProcess(ChildProcess):
     def wait_online(self, timeout_s: float = 30) -> None:
         """Wait until the hub says (on its retained status topic) that it is subscribed and serving."""
         wait_hub_online(
-            self.broker_url, self.client_id, timeout_s, process=self.process, log=self.log, started_ms=self.started_ms
+            self.broker_url,
+            self.client_id,
+            timeout_s,
+            process=self.process,
+            log=self.log,
+            started_ms=self.started_ms,
+            watch_as=self.watch_as,
         )
 
 
@@ -292,6 +336,7 @@ def wait_hub_online(
     process: subprocess.Popen[bytes] | None = None,
     log: Path | None = None,
     started_ms: int = 0,
+    watch_as: tuple[str, str] | None = None,
 ) -> None:
     """Wait for a hub worker's online status from a session begun at or after `started_ms` (a hub's
     session id carries its start time: protocol.session), so that the retained status of a hub
@@ -314,7 +359,9 @@ def wait_hub_online(
 
     watcher = MqttSession(
         url=parse_broker_url(broker_url),
-        client_id=f"watch-{os.getpid()}-{free_port()}",
+        client_id=watch_as[0] if watch_as else f"watch-{os.getpid()}-{free_port()}",
+        username=watch_as[0] if watch_as else None,
+        password=watch_as[1] if watch_as else None,
         on_event=on_event,
         subscriptions=[(name, 1)],
         reconnect_min_s=0.1,
@@ -420,8 +467,12 @@ class TerminalProcess(TerminalWatch):
         log: Path | None = None,
         on_event: Callable[[TerminalProcess, TerminalEvent], None] | None = None,
         clock_offset_file: Path | None = None,
+        hub_key: str | None = None,
     ) -> None:
+        """`hub_key`: the hub key to pin (hex); default: this harness's site key when there is a
+        broker, none for a terminal that pairs (or stores only)."""
         super().__init__(str(data_dir))
+        self.hub_key = hub_key if hub_key is not None else (site_hub_key()[1] if broker_url else None)
         self.data_dir = data_dir
         self.broker_url = broker_url
         self.settings = list(settings)
@@ -450,6 +501,8 @@ class TerminalProcess(TerminalWatch):
         ]
         if self.broker_url:
             argv += ["--broker", self.broker_url]
+        if self.hub_key:
+            argv += ["--hub-key", self.hub_key]
         for assignment in self.settings:
             argv += ["--set", assignment]
         with self._condition:

@@ -43,7 +43,7 @@ from protocol import Channel, Command, CommandName, encode_command, topic
 from protocol.panel import INVITE_KEY
 from simulator.customers import DEPARTMENTS, StaffProfile, make_staff
 from simulator.panel import PanelEmulator
-from simulator.processes import AmqttBroker, BrokerProcess, HubProcess, MosquittoBroker, TerminalProcess
+from simulator.processes import AmqttBroker, BrokerProcess, HubProcess, MosquittoBroker, TerminalProcess, site_hub_key
 
 __all__ = ["Sim"]
 
@@ -432,10 +432,19 @@ def _acked_all(terminal: TerminalProcess) -> bool:
 
 
 class _QueueSystem:
-    """The hall's queue system: it asks terminals to invite, over MQTT, with the ticket."""
+    """The hall's queue system: it asks terminals to invite, over MQTT, with the ticket.
+
+    A real one asks the hub, which checks the request and signs the command (`pingjia hub
+    command`); here it stands in for that service and signs with the site's hub key, numbering the
+    commands from the clock (in microseconds) so that each is above any the terminal took before.
+    """
 
     def __init__(self, url: str) -> None:
+        from hub import identity
         from runtime.mqtt import parse_broker_url
+
+        self._key = identity.load(site_hub_key()[0]).sign
+        self._n = 0
 
         parsed = parse_broker_url(url)
         version = paho.MQTTv311 if parsed.protocol == "3.1.1" else paho.MQTTv5
@@ -446,8 +455,10 @@ class _QueueSystem:
         self._client.loop_start()
 
     def invite(self, device: str, ticket: str) -> None:
-        command = Command(device=device, cmd=CommandName.INVITE, ticket=ticket)
-        self._client.publish(topic(device, Channel.CMD), encode_command(command), qos=1)
+        now_us = time.time_ns() // 1000
+        self._n = max(self._n + 1, now_us)
+        command = Command(device=device, cmd=CommandName.INVITE, ticket=ticket, n=self._n, t=now_us // 1000)
+        self._client.publish(topic(device, Channel.CMD), encode_command(command, self._key), qos=1)
 
     def close(self) -> None:
         self._client.disconnect()

@@ -8,11 +8,27 @@ from typing import TypeVar
 
 from hub import registry
 from hub.db import Database
+from hub.identity import HubKeys
 from hub.queries import Reader
 from hub.writer import Writer
-from protocol import GENESIS, Health, Kind, PanelState, Rating, SigningKey, encode_health, leaf_hash, seal_batch
+from protocol import (
+    GENESIS,
+    Health,
+    Kind,
+    PanelState,
+    Rating,
+    SealKey,
+    SigningKey,
+    encode_health,
+    leaf_hash,
+    seal_batch,
+)
 
 T = TypeVar("T")
+
+# The hub keys of the tests' site: hubs served in this process sign with them, and terminals built
+# by the tests pin their public half (as pairing would).
+HUB_KEYS = HubKeys(sign=SigningKey.generate(), seal=SealKey.generate())
 
 
 def chain(
@@ -50,8 +66,9 @@ def batch_bytes(key: SigningKey, records: list[Rating]) -> bytes:
     return seal_batch(key, records[0].device, records[0].seq, bodies, leaf_hash(bodies[-1]))
 
 
-def health_bytes(**changes: object) -> bytes:
-    """A terminal's heartbeat (d1, boot-1, at 1_763_800_000_000), with `changes` to its fields."""
+def health_bytes(key: SigningKey, **changes: object) -> bytes:
+    """A terminal's heartbeat (d1, boot-1, at 1_763_800_000_000), with `changes` to its fields,
+    signed with the terminal's `key`."""
     fields: dict[str, object] = {
         "device": "d1",
         "t": 1_763_800_000_000,
@@ -68,7 +85,7 @@ def health_bytes(**changes: object) -> bytes:
         "session": 1,
     }
     fields.update(changes)
-    return encode_health(Health(**fields))  # type: ignore[arg-type]
+    return encode_health(Health(**fields), key)  # type: ignore[arg-type]
 
 
 def make_terminals(

@@ -12,13 +12,32 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 
 class RawClient:
-    def __init__(self, port: int, client_id: str) -> None:
+    def __init__(self, port: int, client_id: str, *, username: str | None = None, password: str | None = None) -> None:
         self.messages: list[tuple[str, bytes]] = []
+        self.connack: Any = None  # the broker's answer to the CONNECT (a paho ReasonCode)
         self._condition = threading.Condition()
         self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
         self._client.on_message = self._on_message
+        self._client.on_connect = self._on_connect
+        if username is not None:
+            self._client.username_pw_set(username, password)
         self._client.connect("127.0.0.1", port)
         self._client.loop_start()
+
+    def _on_connect(self, _client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        with self._condition:
+            self.connack = reason
+            self._condition.notify_all()
+
+    def accepted(self, timeout_s: float = 10) -> bool:
+        """Whether the broker took the connection (waits for its CONNACK)."""
+        deadline = time.monotonic() + timeout_s
+        with self._condition:
+            while self.connack is None:
+                remaining = deadline - time.monotonic()
+                assert remaining > 0, "no CONNACK"
+                self._condition.wait(remaining)
+            return not self.connack.is_failure
 
     def _on_message(self, _client: Any, _userdata: Any, message: paho.MQTTMessage) -> None:
         with self._condition:

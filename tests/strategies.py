@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from protocol import (
     GENESIS,
     Ack,
+    ConfigDoc,
     Flag,
     Kind,
     Rating,
@@ -19,8 +20,10 @@ from protocol import (
     limits,
 )
 
-# One key for all generated records: key generation is not what these tests are about.
+# One key for all generated records, statuses, health and events (a terminal's), and one for what a
+# hub signs (acks, commands, configuration, its status): key generation is not what these tests are about.
 KEY = SigningKey.generate()
+HUB_KEY = SigningKey.generate()
 
 device_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", fullmatch=True)
 printable = st.text(
@@ -83,17 +86,29 @@ def chains(draw: st.DrawFn, *, max_size: int = 20) -> list[Rating]:
 rejections = st.builds(
     Rejection,
     reason=st.sampled_from(Reason),
-    detail=st.text(max_size=limits.MAX_DETAIL_CHARS),
+    detail=st.text(max_size=limits.MAX_DETAIL_CHARS).filter(str.isprintable),
     seq=st.none() | seqs,
 )
 
-acks = st.builds(
-    Ack,
-    device=device_ids,
-    upto=st.integers(0, limits.MAX_SEQ),
-    t=ms,
-    rejects=st.lists(rejections, max_size=5).map(tuple),
-)
+
+@st.composite
+def _acks(draw: st.DrawFn) -> Ack:
+    """An unsigned ack; `held`, when there is room for one, starts above upto+1 (a gap before it)."""
+    upto = draw(st.integers(0, limits.MAX_SEQ) | st.integers(0, 1000))
+    held: tuple[int, int] | None = None
+    if upto + 2 <= limits.MAX_SEQ and draw(st.booleans()):
+        first = draw(st.integers(upto + 2, limits.MAX_SEQ) | st.integers(upto + 2, min(upto + 500, limits.MAX_SEQ)))
+        held = (first, draw(st.integers(first, limits.MAX_SEQ) | st.integers(first, min(first + 500, limits.MAX_SEQ))))
+    return Ack(
+        device=draw(device_ids),
+        upto=upto,
+        t=draw(ms),
+        held=held,
+        rejects=tuple(draw(st.lists(rejections, max_size=5))),
+    )
+
+
+acks = _acks()
 
 statuses = st.builds(
     Status, device=device_ids, state=st.sampled_from(StatusState), session=st.integers(0, limits.MAX_SESSION)
@@ -141,6 +156,7 @@ panel_frames: st.SearchStrategy[panel.Frame] = st.one_of(*PANEL_FRAMES.values())
 # -- health, events, commands --
 
 from protocol import Command, CommandName, DeviceEvent, EventKind, Health, PanelState  # noqa: E402
+from protocol.config import REMOTE_SETTINGS  # noqa: E402
 
 healths = st.builds(
     Health,
@@ -164,6 +180,10 @@ healths = st.builds(
     last_error=st.none() | printable,
     panel_dropped=st.none() | st.integers(0, 10**9),
     unreadable=st.none() | st.integers(0, 10**9),
+    refused=st.none() | st.integers(0, 10**9),
+    refused_last=st.none() | printable,
+    config_version=st.none() | st.integers(1, limits.MAX_COUNTER),
+    hub_key=st.none() | st.binary(min_size=8, max_size=8).map(bytes.hex),
 )
 device_events = st.builds(
     DeviceEvent,
@@ -174,6 +194,7 @@ device_events = st.builds(
     kind=st.sampled_from(EventKind),
     detail=st.none() | printable,
 )
+counters = st.integers(1, limits.MAX_COUNTER)
 commands = st.one_of(
     st.builds(
         Command,
@@ -181,7 +202,27 @@ commands = st.one_of(
         cmd=st.just(CommandName.LOGIN),
         staff=staff_ids,
         id=st.none() | st.text(alphabet="abc123-", min_size=1, max_size=64),
+        n=counters,
+        t=ms,
     ),
-    st.builds(Command, device=device_ids, cmd=st.just(CommandName.LOGOUT)),
-    st.builds(Command, device=device_ids, cmd=st.just(CommandName.INVITE), ticket=st.none() | printable),
+    st.builds(Command, device=device_ids, cmd=st.just(CommandName.LOGOUT), n=counters, t=ms),
+    st.builds(
+        Command, device=device_ids, cmd=st.just(CommandName.INVITE), ticket=st.none() | printable, n=counters, t=ms
+    ),
+)
+
+
+# -- configuration documents --
+
+setting_names = st.from_regex(r"[a-z][a-z0-9_]{0,63}", fullmatch=True) | st.sampled_from(REMOTE_SETTINGS)
+setting_values = st.text(
+    alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp", "Cf", "Co", "Cn")),
+    max_size=limits.MAX_SETTING_CHARS,
+).filter(str.isprintable)
+configs = st.builds(
+    ConfigDoc,
+    device=device_ids,
+    version=st.integers(1, limits.MAX_COUNTER),
+    t=ms,
+    settings=st.dictionaries(setting_names, setting_values, max_size=limits.MAX_SETTINGS),
 )

@@ -18,10 +18,30 @@ from device.events import Recorded, TerminalEvent
 from device.io.fake import FakeIo
 from device.state import StateDocument
 from device.terminal import Terminal
-from protocol import Ack, Batch, Channel, Rejection, decode_batch, encode_ack, topic
+from protocol import (
+    Ack,
+    Batch,
+    Channel,
+    Command,
+    CommandName,
+    ConfigDoc,
+    Rejection,
+    SigningKey,
+    Status,
+    StatusState,
+    VerifyKey,
+    decode_batch,
+    encode_ack,
+    encode_command,
+    encode_config,
+    encode_status,
+    hub_status_topic,
+    topic,
+)
 from runtime.fake import FakeBroker
 from runtime.link import Client, Inbound, LinkEvent
 from runtime.settings import from_assignments
+from tests.helpers import HUB_KEYS
 
 E = TypeVar("E", bound=TerminalEvent)
 
@@ -39,6 +59,7 @@ class Counter:
         cards: dict[str, str] | None = None,
         device: str = "t01",
         clock: ManualClock | None = None,
+        hub_key: VerifyKey | None = HUB_KEYS.sign.public,
     ) -> None:
         if not (folder / identity.KEY_FILE).exists():
             identity.create(folder, device)
@@ -57,6 +78,7 @@ class Counter:
             broker=broker,
             io=self.io,
             report=self.events.append,
+            hub_key=hub_key,
         )
         self.terminal.start()
         self.settle()
@@ -125,6 +147,7 @@ class HubEnd:
             )
         )
         self.link.start()
+        self._t = 1_764_000_000_000  # its clock: every ack is newer than the one before
 
     def _on_event(self, event: LinkEvent) -> None:
         if isinstance(event, Inbound):
@@ -139,11 +162,57 @@ class HubEnd:
         return [message.payload for message in self.received if message.topic == name]
 
     def ack(
-        self, upto: int, device: str = "t01", t: int = 1_764_000_000_000, rejects: tuple[Rejection, ...] = ()
-    ) -> None:
-        self.link.publish(
-            topic(device, Channel.ACK), encode_ack(Ack(device=device, upto=upto, t=t, rejects=rejects)), qos=0
+        self,
+        upto: int,
+        *,
+        device: str = "t01",
+        t: int | None = None,
+        rejects: tuple[Rejection, ...] = (),
+        held: tuple[int, int] | None = None,
+        key: SigningKey = HUB_KEYS.sign,
+        on: str | None = None,
+    ) -> bytes:
+        """Ack as the hub does: signed with the site's hub key (or `key`), at a hub time later than
+        the last ack's, on its device's topic (or `on`'s); return its bytes."""
+        self._t += 1
+        ack = Ack(device=device, upto=upto, t=self._t if t is None else t, rejects=rejects, held=held)
+        raw = encode_ack(ack, key)
+        self.link.publish(topic(on or device, Channel.ACK), raw, qos=0)
+        return raw
+
+    def command(
+        self,
+        cmd: CommandName,
+        *,
+        staff: str | None = None,
+        ticket: str | None = None,
+        device: str = "t01",
+        n: int | None = None,
+        t: int | None = None,
+        key: SigningKey = HUB_KEYS.sign,
+        on: str | None = None,
+    ) -> bytes:
+        """Send a command as the hub signs it (the next counter, unless `n`), on the topic of its
+        device (or of `on`); return its bytes."""
+        self._n = n if n is not None else getattr(self, "_n", 0) + 1
+        self._t += 1
+        raw = encode_command(
+            Command(device=device, cmd=cmd, staff=staff, ticket=ticket, n=self._n, t=self._t if t is None else t), key
         )
+        self.link.publish(topic(on or device, Channel.CMD), raw)
+        return raw
+
+    def configure(self, version: int, device: str = "t01", key: SigningKey = HUB_KEYS.sign, **settings: str) -> bytes:
+        """Publish (retained) a configuration document signed as the hub signs it; return its bytes."""
+        self._t += 1
+        raw = encode_config(ConfigDoc(device=device, version=version, t=self._t, settings=settings), key)
+        self.link.publish(topic(device, Channel.CONFIG), raw, retain=True)
+        return raw
+
+    def online(self, session: int, client: str = "pingjia-hub", key: SigningKey = HUB_KEYS.sign) -> bytes:
+        raw = encode_status(Status(device=client, state=StatusState.ONLINE, session=session), key, hub=True)
+        self.link.publish(hub_status_topic(client), raw, retain=True)
+        return raw
 
     def say(self, name: str, payload: bytes, *, retain: bool = False) -> None:
         """Publish anything, as anyone on the broker could."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from device.delivery import Delivery
+from device.delivery import GAP_GRACE_MS, Delivery
 
 
 def make(**overrides: int) -> Delivery:
@@ -162,3 +162,57 @@ def test_every_record_is_eventually_sent_after_the_last_ack(steps: list[tuple[st
         delivery.mark_sent(span[0] + span[1] - 1, now)
         delivery.ack(span[0] + span[1] - 1, now)
     assert offered == list(range(offered[0], delivery.head + 1)) if offered else delivery.acked == delivery.head
+
+
+def sent_up_to(head: int) -> Delivery:
+    delivery = make(head=head)
+    delivery.connection_up()
+    delivery.mark_sent(head, 0)
+    return delivery
+
+
+def test_a_reported_gap_is_due_after_the_grace_and_only_what_is_still_missing() -> None:
+    delivery = sent_up_to(10)
+    delivery.ack(3, 0)
+    delivery.held(8, 100)  # the hub holds 8.. but nothing in 4..7
+    assert delivery.deadline_ms() == 100 + GAP_GRACE_MS
+    assert delivery.gap_due(100 + GAP_GRACE_MS - 1) is None
+    delivery.ack(5, 200)  # meanwhile 4..5 arrived (another worker)
+    assert delivery.gap_due(100 + GAP_GRACE_MS) == (6, 7)
+    assert delivery.gap_due(10_000) is None  # once
+    assert delivery.gaps == 1
+
+
+def test_a_gap_past_what_was_sent_or_already_acked_is_no_gap() -> None:
+    delivery = sent_up_to(10)
+    delivery.ack(9, 0)
+    delivery.held(10, 0)  # nothing missing below it
+    assert delivery.gap_due(10_000) is None
+    fresh = make(head=10)
+    fresh.connection_up()  # nothing sent on this connection yet
+    fresh.held(5, 0)
+    assert fresh.gap_due(10_000) is None
+
+
+def test_a_gap_dies_with_its_connection() -> None:
+    delivery = sent_up_to(10)
+    delivery.held(8, 0)
+    delivery.connection_down()
+    delivery.connection_up()
+    assert delivery.gap_due(10_000) is None
+
+
+def test_a_hub_coming_online_resends_only_when_no_ack_moves_the_watermark() -> None:
+    delivery = sent_up_to(10)
+    delivery.hub_online(0)
+    assert not delivery.resend_due(GAP_GRACE_MS - 1)
+    assert delivery.resend_due(GAP_GRACE_MS)
+    assert delivery.next_range() == (1, 10)  # everything unacked, again
+    moving = sent_up_to(10)
+    moving.hub_online(0)
+    moving.ack(4, 50)
+    assert not moving.resend_due(GAP_GRACE_MS)
+    idle = sent_up_to(10)
+    idle.ack(10, 0)
+    idle.hub_online(0)  # nothing outstanding: nothing to probe
+    assert idle.deadline_ms() is None

@@ -10,6 +10,7 @@ import pytest
 
 from device.events import (
     Acked,
+    ControlRefused,
     Error,
     HealthReported,
     HubBehind,
@@ -26,7 +27,6 @@ from device.events import (
 from device.flow import State
 from protocol import (
     Channel,
-    Command,
     CommandName,
     EventKind,
     Reason,
@@ -35,7 +35,6 @@ from protocol import (
     decode_event,
     decode_health,
     decode_status,
-    encode_command,
     limits,
     topic,
 )
@@ -200,27 +199,30 @@ def test_a_terminal_that_has_used_every_seq_goes_out_of_service_for_good(tmp_pat
 
 def test_login_invite_and_logout_arrive_as_commands(tmp_path: Path) -> None:
     broker = FakeBroker()
-    pc = HubEnd(broker, "clerk-pc")
+    hub = HubEnd(broker, "hub-control")
     counter = Counter(tmp_path / "t01", broker=broker)
     commands = topic("t01", Channel.CMD)
-    pc.say(commands, encode_command(Command(device="t01", cmd=CommandName.LOGIN, staff="E7", id="pc-1")))
+    hub.command(CommandName.LOGIN, staff="E7")
     counter.settle()
     assert counter.state == "idle"
-    pc.say(commands, encode_command(Command(device="t01", cmd=CommandName.INVITE, ticket="B042")))
+    hub.command(CommandName.INVITE, ticket="B042")
     counter.settle()
     counter.press(5)
     assert (counter.records[0].staff, counter.of(Thanked)[0].seq) == ("E7", 1)
-    pc.say(commands, b'{"cmd":"reboot","device":"t01","type":"cmd","v":1}')  # not a command we know
-    pc.say(commands, encode_command(Command(device="t02", cmd=CommandName.LOGOUT)))  # another's
-    pc.say("pingjia/hub/rogue/status", b"online!")  # not a hub's status either
+    hub.say(commands, b'{"cmd":"reboot","device":"t01","type":"cmd","v":2}')  # not a command we know
+    hub.command(CommandName.LOGOUT, device="t02", on="t01")  # another's, on this terminal's topic
+    hub.say("pingjia/hub/rogue/status", b"online!")  # not a hub's status either
     counter.settle()
     assert counter.state != "closed"
-    assert counter.terminal.uplink.unreadable == 3  # type: ignore[union-attr]
+    uplink = counter.terminal.uplink
+    assert uplink is not None
+    assert (uplink.unreadable, uplink.refused) == (2, 1)
     details = [e.detail for e in counter.of(Error)]
-    assert sum("unreadable command" in d for d in details) == 2
+    assert sum("unreadable command" in d for d in details) == 1
     assert any("unreadable hub status" in d for d in details)
+    assert [r.reason for r in counter.of(ControlRefused)] == ["topic_mismatch"]
     counter.after(300)
-    pc.say(commands, encode_command(Command(device="t01", cmd=CommandName.LOGOUT)))
+    hub.command(CommandName.LOGOUT)
     counter.settle()
     assert counter.state == "closed"
 
@@ -294,7 +296,7 @@ def test_an_idle_terminal_checks_a_hub_that_comes_online(tmp_path: Path) -> None
     counter.press(5)
     hub.ack(1)
     counter.settle()
-    hub.say("pingjia/hub/h1/status", b'{"device":"h1","session":1,"state":"online","type":"status","v":1}')
+    hub.online(session=1, client="h1")
     counter.settle()
     assert [b.head.first for b in hub.batches()] == [1, 1]  # the newest record again, to check
     hub.ack(0)  # a hub that lost it answers lower: believed, sent again
@@ -315,8 +317,9 @@ def test_status_and_health_say_who_is_there(tmp_path: Path) -> None:
     counter, hub, broker = online(tmp_path, "heartbeat_s=5")
     status = decode_status(broker.retained(topic("t01", Channel.STATUS)) or b"")
     assert status.state is StatusState.ONLINE
-    at_connect = decode_health(broker.retained(topic("t01", Channel.HEALTH)) or b"")
+    at_connect, at_login = (decode_health(raw) for raw in hub.on(Channel.HEALTH)[:2])
     assert (at_connect.state, at_connect.staff, at_connect.session) == ("closed", None, status.session)
+    assert (at_login.state, at_login.staff) == ("idle", "E1")  # the hub knows who is at the counter at once
     before = len(hub.on(Channel.HEALTH))
     counter.after(5_000)
     assert len(hub.on(Channel.HEALTH)) == before + 1  # a heartbeat

@@ -23,6 +23,7 @@ from hub.writer import Writer
 from runtime.fake import FakeBroker
 from runtime.link import Client, Inbound, LinkEvent
 from simulator.processes import wait_until
+from tests.helpers import HUB_KEYS
 
 
 @dataclass
@@ -72,6 +73,7 @@ class Served:
     """A hub served by a thread of this process (its writer thread), on an in-memory broker."""
 
     def __init__(self, db: str, broker: FakeBroker, config: HubConfig | None = None, **options: Any) -> None:
+        options.setdefault("keys", HUB_KEYS)
         self.hub = Hub(db=db, broker=broker, config=config or HubConfig(), preparers=0, **options)
         self.thread = threading.Thread(target=self.hub.run, name="hub-writer", daemon=True)
         self.thread.start()

@@ -48,7 +48,7 @@ def test_a_wrong_wall_clock_is_corrected_from_the_heartbeat_before_and_after(db:
     db.receive(RATINGS, batch_bytes(KEY, [first]), NOW)
     assert db.one("SELECT at_ms, time_source FROM ratings") == (first.t, "device")
     # Its heartbeat carries both clocks and the hub offset it measured from an ack.
-    db.receive(HEALTH, health(t=epoch + 8_000 + wrong, mono=8_000, hub_offset_ms=-wrong), NOW)
+    db.receive(HEALTH, health(KEY, t=epoch + 8_000 + wrong, mono=8_000, hub_offset_ms=-wrong), NOW)
     assert db.one("SELECT at_ms, time_source FROM ratings") == (NOW - 5_000, "anchor")
     second = Rating(
         device="d1",
@@ -69,7 +69,7 @@ def test_a_wrong_wall_clock_is_corrected_from_the_heartbeat_before_and_after(db:
 def test_a_right_wall_clock_is_left_alone(db: HubDb) -> None:
     record = chain(KEY, "d1", 1, t=NOW - 1_000)[0]  # boot-1, mono 0
     db.receive(RATINGS, batch_bytes(KEY, [record]), NOW)
-    db.receive(HEALTH, health(t=NOW, mono=1_000, hub_offset_ms=40), NOW)
+    db.receive(HEALTH, health(KEY, t=NOW, mono=1_000, hub_offset_ms=40), NOW)
     assert db.one("SELECT at_ms, time_source FROM ratings") == (NOW - 1_000, "device")
 
 
@@ -77,9 +77,24 @@ def test_a_rating_moved_to_another_day_by_its_anchor_moves_in_the_counts(db: Hub
     # 00:00:30 on 2025-11-23 in Shanghai by the terminal's clock, which is two hours fast: the
     # press happened at 22:00:30 the day before, and counts there.
     midnight = 1_763_827_200_000
+    hub_now = midnight - 7_200_000 + 40_000  # 22:00:40 by the hub's clock
     record = chain(KEY, "d1", 1, t=midnight + 30_000)[0]  # boot-1, mono 0
-    db.receive(RATINGS, batch_bytes(KEY, [record]), midnight + 40_000)
+    db.receive(RATINGS, batch_bytes(KEY, [record]), hub_now)
     assert [bucket[0] for bucket, _n in db.reader.counts()] == ["2025-11-23"]
-    db.receive(HEALTH, health(t=midnight + 31_000, mono=1_000, hub_offset_ms=-7_200_000), midnight + 40_000)
+    db.receive(HEALTH, health(KEY, t=midnight + 31_000, mono=1_000, hub_offset_ms=-7_200_000), hub_now)
     assert [bucket[0] for bucket, _n in db.reader.counts()] == ["2025-11-22"]
     assert db.reader.counts() == db.reader.recount()
+
+
+def test_a_clock_report_out_of_plausible_bounds_moves_nothing(db: HubDb) -> None:
+    # The terminal's own key signs its heartbeat; still, one that says it was sent far from when it
+    # arrived (a replay of an old one, or a terminal that lies) re-dates no record.
+    record = chain(KEY, "d1", 1, t=NOW - 1_000)[0]
+    db.receive(RATINGS, batch_bytes(KEY, [record]), NOW)
+    forty_days = 40 * 86_400_000
+    ingest = db.ingest()
+    db.receive(HEALTH, health(KEY, t=NOW, mono=1_000, hub_offset_ms=-forty_days), NOW, ingest)
+    db.receive(HEALTH, health(KEY, t=NOW, mono=1_000, hub_offset_ms=3_600_000), NOW, ingest)  # from the future
+    assert db.one("SELECT at_ms, time_source FROM ratings") == (NOW - 1_000, "device")
+    assert ingest.counters["clock_implausible"] == 2
+    assert db.one("SELECT count(*) FROM clock_anchors") == (0,)

@@ -95,7 +95,7 @@ def test_counts_equal_a_recount_after_any_order_of_delivery(
                 hub_offset_ms=shift,
             )
             with writer.transaction():
-                ingest.receive(topic("d1", Channel.HEALTH), encode_health(health), MIDNIGHT)
+                ingest.receive(topic("d1", Channel.HEALTH), encode_health(health, KEY), MIDNIGHT)
         with writer.transaction():
             ingest.receive(topic("d1", Channel.RATINGS), payload, MIDNIGHT)
     writer.close()

@@ -157,9 +157,9 @@ def test_a_message_a_handler_fails_on_is_refused_acknowledged_and_the_rest_store
     Served(db_url, broker).stop()  # the hub's session now exists at the broker: what comes next is queued for it
     client = Ear(broker, "terminal-side", [topic("d1", Channel.ACK)])
     client.publish(RATINGS, batch_bytes(KEY, records[:2]))
-    client.publish(HEALTH, health_bytes(fw="poison"))
+    client.publish(HEALTH, health_bytes(KEY, fw="poison"))
     client.publish(RATINGS, batch_bytes(KEY, records[2:]))
-    client.publish(HEALTH, health_bytes(fw="0.1.0"))
+    client.publish(HEALTH, health_bytes(KEY, fw="0.1.0"))
     served = Served(db_url, broker)  # the queue arrives at once, as one group
     try:
         wait_until(lambda: read("SELECT upto FROM devices") == [(4,)], 20, "the ratings around the poison")
@@ -169,7 +169,7 @@ def test_a_message_a_handler_fails_on_is_refused_acknowledged_and_the_rest_store
     finally:
         served.stop()
     served = Served(db_url, broker)  # a restart: the broker has nothing left to deliver again
-    client.publish(HEALTH, health_bytes(fw="0.1.1"))
+    client.publish(HEALTH, health_bytes(KEY, fw="0.1.1"))
     wait_until(lambda: "0.1.1" in str(read("SELECT health FROM devices")), 20, "health")
     served.stop()
     with Reader.open(db_url) as reader:

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from hub import registry
+from hub import forks, registry
 from hub.audit import audit
+from hub.errors import RegistryError
 from hub.ingest import Outcome
 from hub.writer import Writer
 from protocol import Channel, Kind, Rating, Reason, SigningKey, topic
@@ -103,29 +104,63 @@ def test_an_amend_stored_before_a_resend_of_what_it_amends_still_wins(db: HubDb)
     assert db.reader.device("d1").upto == 4  # type: ignore[union-attr]
 
 
-def test_a_fork_against_the_stored_chain_is_a_broken_chain(db: HubDb) -> None:
+def test_a_validly_signed_record_that_does_not_follow_the_stored_chain_is_a_fork_kept_as_evidence(db: HubDb) -> None:
     receive(db, batch_bytes(KEY, chain(KEY, "d1", 2)))
     fork = chain(KEY, "d1", 1, first=3, prev="ab" * 32)
     outcome = receive(db, batch_bytes(KEY, fork))
-    assert outcome.rejections[0].reason is Reason.BROKEN_CHAIN
+    assert (outcome.rejections[0].reason, outcome.rejections[0].seq) == (Reason.FORK, 3)
     assert db.reader.rating_count() == 2
+    [evidence] = db.reader.forks()
+    assert (evidence["device"], evidence["seq"], evidence["other_hash"]) == ("d1", 3, fork[0].hash())
+    assert evidence["other_record"]["prev"] == "ab" * 32
 
 
-def test_a_batch_that_does_not_lead_into_the_stored_successor_is_a_broken_chain(db: HubDb) -> None:
+def test_a_batch_that_does_not_lead_into_the_stored_successor_is_a_fork(db: HubDb) -> None:
     records = chain(KEY, "d1", 3)
     receive(db, batch_bytes(KEY, records[2:]))
     other = chain(KEY, "d1", 2, score=1)  # seqs 1..2 of another history
     outcome = receive(db, batch_bytes(KEY, other))
-    assert outcome.rejections[0].reason is Reason.BROKEN_CHAIN
+    assert (outcome.rejections[0].reason, outcome.rejections[0].seq) == (Reason.FORK, 3)
+    assert [f["seq"] for f in db.reader.forks()] == [3]
 
 
-def test_a_replayed_seq_with_other_content_is_refused_and_recorded(db: HubDb) -> None:
+def test_a_seq_stored_with_other_signed_content_is_a_fork_recorded_once(db: HubDb) -> None:
     receive(db, batch_bytes(KEY, chain(KEY, "d1", 2)))
-    outcome = receive(db, batch_bytes(KEY, chain(KEY, "d1", 2, score=1)))
-    assert [r.reason for r in outcome.rejections] == [Reason.REPLAY_CONFLICT, Reason.REPLAY_CONFLICT]
+    for _ in range(3):
+        outcome = receive(db, batch_bytes(KEY, chain(KEY, "d1", 2, score=1)))
+    assert [r.reason for r in outcome.rejections] == [Reason.FORK, Reason.FORK]
     assert [r.seq for r in outcome.rejections] == [1, 2]
-    assert db.reader.reject_counts() == {"replay_conflict": 1}
+    assert db.reader.reject_counts() == {"fork": 3}
     assert db.reader.rating_count() == 2
+    assert [f["seq"] for f in db.reader.forks()] == [1]  # the evidence, once
+
+
+def test_a_fork_settled_for_the_other_history_lets_the_terminal_in_again(db: HubDb) -> None:
+    # A clone of d1's key got a history stored first, ahead of a gap; the terminal's own is refused.
+    mine = chain(KEY, "d1", 4, score=5)
+    clone = chain(KEY, "d1", 2, first=3, prev="cd" * 32, score=1)
+    receive(db, batch_bytes(KEY, mine[:1]))
+    assert receive(db, batch_bytes(KEY, clone)).rejections == []  # ahead of the gap at 2: nothing to check against
+    assert receive(db, batch_bytes(KEY, mine[1:])).rejections[0].reason is Reason.FORK
+    with pytest.raises(RegistryError, match="no open fork"):
+        db.writer.write(forks.settle, "d1", 4, keep="other", by="王经理", why="")
+    done = db.writer.write(forks.settle, "d1", 3, keep="other", by="王经理", why="the terminal at window 3 is ours")
+    assert done["deleted"] == 2
+    assert db.reader.forks() == []
+    [settled] = db.reader.forks(everything=True)
+    assert (settled["settled_by"], settled["decision"]) == ("王经理", "kept other: the terminal at window 3 is ours")
+    outcome = receive(db, batch_bytes(KEY, mine[1:]))
+    assert (outcome.rejections, outcome.upto) == ([], 4)
+    assert db.rows("SELECT seq, score FROM ratings ORDER BY seq") == [(1, 5), (2, 5), (3, 5), (4, 5)]
+    assert db.reader.counts() == db.reader.recount()
+
+
+def test_a_fork_settled_for_the_stored_history_keeps_it(db: HubDb) -> None:
+    receive(db, batch_bytes(KEY, chain(KEY, "d1", 2)))
+    receive(db, batch_bytes(KEY, chain(KEY, "d1", 2, score=1)))
+    db.writer.write(forks.settle, "d1", 1, keep="stored", by="王经理", why="the other one is the clone")
+    assert db.rows("SELECT seq, score FROM ratings ORDER BY seq") == [(1, 5), (2, 5)]
+    assert db.reader.forks() == []
 
 
 def test_a_clerk_moved_by_another_connection_counts_for_the_new_department_from_then_on(db: HubDb) -> None:

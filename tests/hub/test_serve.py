@@ -4,6 +4,7 @@ kills are in tests/hub/test_restart_backlog.py, tests/hub/test_workers.py and te
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -73,6 +74,7 @@ def test_every_reject_reason_is_answered_recorded_and_other_devices_keep_flowing
         too_many = json.loads(batch_bytes(liar, chain(liar, "liar", 1)))
         too_many["records"] = []
         stranger = SigningKey.generate()
+        next_one, after = chain(liar, "liar", 2, first=3, prev=stored[-1].hash())
         cases: list[tuple[str, bytes, Reason]] = [
             (ratings, b"\xde\xad\xbe\xef not json", Reason.MALFORMED),
             (ratings, b"[" + b"0," * 300_000 + b"0]", Reason.OVERSIZE),
@@ -88,8 +90,12 @@ def test_every_reject_reason_is_answered_recorded_and_other_devices_keep_flowing
                 batch_bytes(stranger, chain(liar, "liar", 1, first=3, prev=stored[-1].hash())),
                 Reason.BAD_SIGNATURE,
             ),
-            (ratings, batch_bytes(liar, chain(liar, "liar", 1, first=3, prev="77" * 32)), Reason.BROKEN_CHAIN),
-            (ratings, batch_bytes(liar, chain(liar, "liar", 2, score=1)), Reason.REPLAY_CONFLICT),
+            (
+                ratings,
+                batch_bytes(liar, [next_one, dataclasses.replace(after, prev="77" * 32).signed(liar)]),
+                Reason.BROKEN_CHAIN,
+            ),
+            (ratings, batch_bytes(liar, chain(liar, "liar", 2, score=1)), Reason.FORK),
             (ratings, batch_bytes(good, chain(good, "good", 1)), Reason.TOPIC_MISMATCH),
             (
                 topic("ghost", Channel.RATINGS),
@@ -134,6 +140,7 @@ def test_the_hub_says_online_with_growing_sessions_and_its_will_says_offline(db_
     served = Served(db_url, broker)
     try:
         after_ms = time.time_ns() // 1_000_000
+        wait_until(lambda: broker.retained(name) is not None, 10, "the hub's online status")
         first = decode_status(broker.retained(name) or b"")
         assert first.state is StatusState.ONLINE
         assert first.session % (1 << HUB_ATTEMPT_BITS) == 1  # its first connection ...
@@ -159,11 +166,13 @@ def test_what_terminals_say_is_what_hub_devices_shows(
         writer.write(registry.add_device, "d1", key.public.hex, department="综合受理", counter="3号窗口")
     terminal = Ear(broker, "d1", [topic("d1", Channel.ACK)])
     online = Status(device="d1", state=StatusState.ONLINE, session=7)
-    terminal.publish(topic("d1", Channel.STATUS), encode_status(online))
-    terminal.publish(topic("d1", Channel.HEALTH), health(staff="E1", outbox_depth=3, last_error="key panel unplugged"))
+    terminal.publish(topic("d1", Channel.STATUS), encode_status(online, key))
+    terminal.publish(
+        topic("d1", Channel.HEALTH), health(key, staff="E1", outbox_depth=3, last_error="key panel unplugged")
+    )
     now = time.time_ns() // 1_000_000
     event = DeviceEvent(device="d1", t=now, boot="b", mono=1, kind=EventKind.CLOCK_JUMP, detail="+7200000 ms")
-    terminal.publish(topic("d1", Channel.EVENT), encode_event(event))
+    terminal.publish(topic("d1", Channel.EVENT), encode_event(event, key))
     terminal.publish(topic("d1", Channel.RATINGS), batch_bytes(key, chain(key, "d1", 2)))
     terminal.wait_until(topic("d1", Channel.ACK), lambda acks: any(decode_ack(a).upto == 2 for a in acks))
     wait_until(lambda: bool(read(db_url, lambda r: r.device_listing(5)[0]["events"])), 10, "the event stored")

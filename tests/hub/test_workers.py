@@ -13,7 +13,14 @@ import pytest
 
 from hub import registry
 from hub.writer import Writer
-from simulator.processes import MosquittoBroker, ProcessError, TerminalProcess, wait_hub_online, wait_until
+from simulator.processes import (
+    MosquittoBroker,
+    ProcessError,
+    TerminalProcess,
+    site_hub_key,
+    wait_hub_online,
+    wait_until,
+)
 from tests.conftest import need_mosquitto
 from tests.helpers import make_terminals
 from tests.test_end_to_end import TERMINAL_SETTINGS, Customers, drain_and_check
@@ -72,6 +79,8 @@ def test_two_workers_one_killed_mid_stream_lose_nothing_and_store_nothing_twice(
                 hub_id,
                 "--share-group",
                 f"g{run}",
+                "--hub-key",
+                str(site_hub_key()[0]),
                 "--log-level",
                 "INFO",
             ],

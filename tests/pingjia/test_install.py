@@ -51,7 +51,7 @@ def test_a_terminal_run_imports_no_embedded_broker(tmp_path: Path, hide_amqtt: b
     assert "device" in result["loaded"]
     if hide_amqtt:
         assert "simulator" not in result["loaded"]
-        assert result["commands"] == ["device", "hub", "report"]
+        assert result["commands"] == ["device", "hub", "report", "tech"]
     else:
         assert {"demo", "sim", "chaos", "bench"} <= set(result["commands"])
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 from collections.abc import Callable
@@ -32,10 +33,12 @@ from protocol import (
     newer_status,
     parse,
     topic,
+    verify_ack,
     verify_batch,
+    verify_status,
 )
 from tests.helpers import batch_bytes, chain
-from tests.strategies import KEY, acks, chains, statuses
+from tests.strategies import HUB_KEY, KEY, acks, chains, statuses
 
 
 @given(chains())
@@ -151,32 +154,90 @@ def test_a_full_batch_of_500_fits_the_message_limit() -> None:
 
 @given(acks)
 def test_ack_round_trips(ack: Ack) -> None:
-    raw = encode_ack(ack)
-    assert decode_ack(raw) == ack
-    assert encode_ack(decode_ack(raw)) == raw
+    raw = encode_ack(ack, HUB_KEY)
+    decoded = decode_ack(raw)
+    assert decoded == dataclasses.replace(ack, sig=decoded.sig)
+    verify_ack(decoded, HUB_KEY.public)
+    assert encode_ack(decoded, HUB_KEY) == raw  # Ed25519 is deterministic: the same bytes again
+    assert encode(json.loads(raw)) == raw
 
 
-@given(statuses)
-def test_status_round_trips(status: Status) -> None:
-    raw = encode_status(status)
-    assert decode_status(raw) == status
+@given(statuses, st.booleans())
+def test_status_round_trips(status: Status, hub: bool) -> None:
+    key = HUB_KEY if hub else KEY
+    raw = encode_status(status, key, hub=hub)
+    decoded = decode_status(raw)
+    assert decoded == dataclasses.replace(status, sig=decoded.sig)
+    verify_status(decoded, key.public, hub=hub)
+    assert encode_status(decoded, key, hub=hub) == raw
 
 
 def test_ack_and_status_refuse_bad_input() -> None:
-    good = encode_ack(Ack(device="d1", upto=3, t=5))
+    good = encode_ack(Ack(device="d1", upto=3, t=5), HUB_KEY)
     for raw, reason in [
         (good.replace(b'"upto":3', b'"upto":-1'), Reason.BAD_FIELD),
         (good.replace(b'"type":"ack"', b'"type":"batch"'), Reason.WRONG_TYPE),
-        (good.replace(b',"v":1', b',"v":9'), Reason.UNKNOWN_VERSION),
+        (good.replace(b',"v":2', b',"v":9'), Reason.UNKNOWN_VERSION),
+        (good.replace(b',"v":2', b',"v":1'), Reason.UNKNOWN_VERSION),
         (good.replace(b"{", b"{ ", 1), Reason.NOT_CANONICAL),
         (good[:-1], Reason.MALFORMED),
     ]:
+        assert raw != good
         with pytest.raises(DecodeError) as caught:
             decode_ack(raw)
         assert caught.value.reason is reason, raw
-    status = encode_status(Status(device="d1", state=StatusState.ONLINE, session=1))
+    status = encode_status(Status(device="d1", state=StatusState.ONLINE, session=1), KEY)
     with pytest.raises(DecodeError):
         decode_status(status.replace(b"online", b"asleep"))
+
+
+@pytest.mark.parametrize(
+    ("upto", "held"),
+    [
+        (0, [2, 2]),
+        (5, [7, 9]),
+        (5, [7, limits.MAX_SEQ]),
+        (limits.MAX_SEQ - 2, [limits.MAX_SEQ, limits.MAX_SEQ]),
+    ],
+)
+def test_an_ack_may_say_what_the_hub_holds_past_a_gap(upto: int, held: list[int]) -> None:
+    ack = Ack(device="d1", upto=upto, t=5, held=(held[0], held[1]))
+    decoded = decode_ack(encode_ack(ack, HUB_KEY))
+    assert decoded.held == ack.held
+    verify_ack(decoded, HUB_KEY.public)
+
+
+@pytest.mark.parametrize(
+    ("upto", "held"),
+    [
+        (5, [6, 9]),  # upto+1 is held: then upto would be 6 or more, and there is no gap
+        (5, [5, 9]),
+        (5, [3, 9]),
+        (5, [0, 9]),
+        (5, [9, 8]),  # last before first
+        (5, [9]),
+        (5, [7, 8, 9]),
+        (5, []),
+        (5, "7-9"),
+        (5, {"first": 7, "last": 9}),
+        (5, [7, limits.MAX_SEQ + 1]),
+        (5, [True, 9]),
+    ],
+)
+def test_held_must_start_above_upto_plus_one(upto: int, held: object) -> None:
+    wire = json.loads(encode_ack(Ack(device="d1", upto=upto, t=5), HUB_KEY))
+    wire["held"] = held
+    with pytest.raises(DecodeError) as caught:
+        decode_ack(encode(wire))
+    assert caught.value.reason is Reason.BAD_FIELD
+
+
+@pytest.mark.parametrize("upto", [limits.MAX_SEQ - 1, limits.MAX_SEQ])
+def test_held_has_no_room_right_below_the_largest_seq(upto: int) -> None:
+    wire = json.loads(encode_ack(Ack(device="d1", upto=upto, t=5), HUB_KEY))
+    wire["held"] = [limits.MAX_SEQ, limits.MAX_SEQ]
+    with pytest.raises(DecodeError):
+        decode_ack(encode(wire))
 
 
 def test_a_late_offline_cannot_override_a_fresh_online() -> None:

@@ -4,13 +4,15 @@ Every decoder a terminal or a hub runs on what arrives from the broker is fed
 arbitrary bytes, arbitrary JSON-shaped values, and valid messages with one field replaced by a value
 at or beyond a documented limit: integers past 2**63 and past Python's 4,300-digit limit, lone
 surrogates, deep nesting, huge arrays and strings. Only `ProtocolError` may come out, its text must
-render, and whatever decodes must encode again to the same bytes. (The key panel's frame decoder
+render, whatever decodes must encode again to the same bytes, and verifying a signed message that
+decodes gives nothing but an AuthError either. (The key panel's frame decoder
 has the same property test in test_panel_codec.py; the hub's whole preparing step in
 tests/hub/test_poison.py.)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol import (
+    AuthError,
     ProtocolError,
     Rejection,
     canonical,
@@ -27,22 +30,30 @@ from protocol import (
     decode_ack,
     decode_batch,
     decode_command,
+    decode_config,
     decode_event,
     decode_health,
     decode_status,
     encode_ack,
     encode_command,
+    encode_config,
     encode_event,
     encode_health,
     encode_status,
     limits,
     parse,
     rating_from_wire,
+    verify_ack,
     verify_batch,
+    verify_command,
+    verify_config,
+    verify_event,
+    verify_health,
+    verify_status,
 )
 from protocol.messages import Ack
 from tests.helpers import batch_bytes, chain
-from tests.strategies import KEY, acks, commands, device_events, healths, statuses
+from tests.strategies import HUB_KEY, KEY, acks, commands, configs, device_events, healths, statuses
 
 DECODERS: dict[str, Callable[[bytes], Any]] = {
     "canonical": decode,
@@ -52,6 +63,36 @@ DECODERS: dict[str, Callable[[bytes], Any]] = {
     "health": decode_health,
     "event": decode_event,
     "command": decode_command,
+    "config": decode_config,
+}
+# The `type` each decoder takes, and its version.
+TYPES: dict[str, tuple[str, int]] = {
+    "canonical": ("canonical", limits.VERSION),
+    "batch": ("batch", limits.VERSION),
+    "ack": ("ack", limits.CONTROL_VERSION),
+    "status": ("status", limits.CONTROL_VERSION),
+    "health": ("health", limits.CONTROL_VERSION),
+    "event": ("event", limits.CONTROL_VERSION),
+    "command": ("cmd", limits.CONTROL_VERSION),
+    "config": ("config", limits.CONTROL_VERSION),
+}
+# Signed messages, made with these keys (Ed25519 signatures are deterministic, so a valid message
+# that went through untouched encodes again to its own bytes), and checked with their verifier.
+ENCODERS: dict[str, Callable[[Any], bytes]] = {
+    "ack": lambda ack: encode_ack(ack, HUB_KEY),
+    "status": lambda status: encode_status(status, KEY),
+    "health": lambda health: encode_health(health, KEY),
+    "event": lambda event: encode_event(event, KEY),
+    "command": lambda command: encode_command(command, HUB_KEY),
+    "config": lambda doc: encode_config(doc, HUB_KEY),
+}
+VERIFIERS: dict[str, Callable[[Any], None]] = {
+    "ack": lambda ack: verify_ack(ack, HUB_KEY.public),
+    "status": lambda status: verify_status(status, KEY.public),
+    "health": lambda health: verify_health(health, KEY.public),
+    "event": lambda event: verify_event(event, KEY.public),
+    "command": lambda command: verify_command(command, HUB_KEY.public),
+    "config": lambda doc: verify_config(doc, HUB_KEY.public),
 }
 
 # Values at and just beyond every documented limit, and the shapes that broke decoders before.
@@ -102,17 +143,24 @@ def check(name: str, raw: bytes) -> None:
     if refused is not None:
         assert str(refused)  # renders, whatever it holds
         rejection = Rejection.from_error(refused)  # and fits in an ack
-        encode_ack(Ack(device="d", upto=0, t=0, rejects=(rejection,)))
+        encode_ack(Ack(device="d", upto=0, t=0, rejects=(rejection,)), HUB_KEY)
         return
-    again: dict[str, Callable[[Any], bytes]] = {
-        "ack": encode_ack,
-        "status": encode_status,
-        "health": encode_health,
-        "event": encode_event,
-        "command": encode_command,
-    }
-    if name in again:
-        assert again[name](value) == raw
+    if name in VERIFIERS:
+        kind, version = TYPES[name]
+        fields = dataclasses.asdict(value)
+        if isinstance(value, Ack):
+            fields = value.fields()  # held and rejects as they go on the wire
+        wire = {key: item for key, item in fields.items() if item is not None}
+        assert canonical.encode({**wire, "v": version, "type": kind}) == raw  # sig included
+        forged: AuthError | None = None
+        try:
+            VERIFIERS[name](value)
+        except AuthError as exc:
+            forged = exc
+        if forged is None:
+            assert ENCODERS[name](value) == raw  # authentic: it is what the key signs
+        else:
+            assert str(forged)
     elif name == "canonical":
         canonical.encode(value)  # whatever decodes can be written again
 
@@ -121,11 +169,12 @@ def _valid_messages() -> st.SearchStrategy[tuple[str, bytes]]:
     batch = st.integers(1, 3).map(lambda n: batch_bytes(KEY, chain(KEY, "dev-1", n)))
     return st.one_of(
         st.tuples(st.just("batch"), batch),
-        st.tuples(st.just("ack"), acks.map(encode_ack)),
-        st.tuples(st.just("status"), statuses.map(encode_status)),
-        st.tuples(st.just("health"), healths.map(encode_health)),
-        st.tuples(st.just("event"), device_events.map(encode_event)),
-        st.tuples(st.just("command"), commands.map(encode_command)),
+        st.tuples(st.just("ack"), acks.map(ENCODERS["ack"])),
+        st.tuples(st.just("status"), statuses.map(ENCODERS["status"])),
+        st.tuples(st.just("health"), healths.map(ENCODERS["health"])),
+        st.tuples(st.just("event"), device_events.map(ENCODERS["event"])),
+        st.tuples(st.just("command"), commands.map(ENCODERS["command"])),
+        st.tuples(st.just("config"), configs.map(ENCODERS["config"])),
     )
 
 
@@ -153,8 +202,13 @@ def test_arbitrary_bytes_give_only_protocol_errors(name: str, raw: bytes) -> Non
 @pytest.mark.parametrize("name", sorted(DECODERS))
 @given(value=json_values)
 def test_arbitrary_json_gives_only_protocol_errors(name: str, value: Any) -> None:
+    kind, version = TYPES[name]
     check(name, _dump(value))
-    check(name, _dump({"v": 1, "type": name if name != "command" else "cmd", "x": value}))
+    check(name, _dump({"v": version, "type": kind, "x": value}))
+    # Every field of a configuration document right but its settings, which hold the value.
+    config = {"v": version, "type": kind, "device": "d1", "version": 1, "t": 0, "sig": "ab" * 64}
+    check(name, _dump({**config, "settings": value}))
+    check(name, _dump({**config, "settings": {"mode": value}}))
 
 
 def _paths(obj: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -197,7 +251,7 @@ def test_one_field_at_or_beyond_a_limit_gives_a_value_or_a_protocol_error(
 @pytest.mark.parametrize("name", sorted(DECODERS))
 def test_the_known_poisons_are_refused_with_their_reason(name: str) -> None:
     """The inputs that stopped processes before: each is a protocol error with a reason code."""
-    ack = encode_ack(Ack(device="t01", upto=1, t=1)).decode()
+    ack = encode_ack(Ack(device="t01", upto=1, t=1), HUB_KEY).decode()
     poisons = [
         ack.replace('"upto":1', f'"upto":{HUGE_INT}').encode(),
         ack.replace('"upto":1', f'"upto":{10**30}').encode(),
@@ -220,7 +274,9 @@ def test_values_at_the_documented_limits_decode() -> None:
     batch = decode_batch(batch_bytes(KEY, top))
     verify_batch(batch, KEY.public)
     assert batch.head.last == limits.MAX_SEQ
-    assert decode_ack(encode_ack(Ack(device="d", upto=limits.MAX_SEQ, t=limits.MAX_MS))).upto == limits.MAX_SEQ
+    top_ack = decode_ack(encode_ack(Ack(device="d", upto=limits.MAX_SEQ, t=limits.MAX_MS), HUB_KEY))
+    assert top_ack.upto == limits.MAX_SEQ
+    verify_ack(top_ack, HUB_KEY.public)
     record = rating_from_wire(decode(top[0].canonical()))
     assert record.seq == limits.MAX_SEQ
 
