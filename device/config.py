@@ -134,6 +134,13 @@ class DeviceConfig:
         rule="empty, or mqtt://host:port or mqtts://host:port",
         check=lambda text: text == "" or text.startswith(("mqtt://", "mqtts://")),
     )
+    claim_broker: str = setting(
+        "",
+        "while not paired, claim the registration through this broker with the pairing code the screen "
+        "shows, once the operator enters it at the hub (`pingjia hub claim CODE`); empty: pair over the console only",
+        rule="empty, or mqtt://host:port or mqtts://host:port",
+        check=lambda text: text == "" or text.startswith(("mqtt://", "mqtts://")),
+    )
     console_port: str = setting(
         "",
         "the technician console's serial port (a USB gadget port, e.g. /dev/ttyGS0; a pty in the simulator); "

@@ -309,6 +309,20 @@ class Pairer:
     def pairing(self) -> Pairing | None:
         return self._pairing
 
+    def adopt(self, pairing: Pairing, now_ms: int) -> Paired | None:
+        """Take a pairing the terminal claimed over MQTT (device.claim): stored, and the current code
+        spent. None if the terminal is paired already (a technician was quicker), or if the pairing
+        cannot be stored (DeviceError or OSError from `persist`: nothing changes)."""
+        if self._pairing is not None:
+            return None
+        try:
+            self._persist(pairing)
+        except (DeviceError, OSError):
+            return None
+        self._pairing = pairing
+        self.codes.take(self.codes.current(now_ms).digits, now_ms)
+        return Paired(pairing)
+
     def shown_code(self, now_ms: int) -> Code | None:
         """The code the screen shows: the current one while unpaired; None when paired."""
         return None if self._pairing is not None else self.codes.current(now_ms)

@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable
 
 from device import __version__
+from device.claim import ClaimClient, Claimed
 from device.clock import Clock
 from device.config import DeviceConfig
 from device.console import ConsoleLink, ConsoleRequest
@@ -105,6 +106,7 @@ class Terminal:
         hub_key: VerifyKey | None = None,
         console: ConsoleLink | None = None,
         broker_for: Callable[[Pairing], Broker | None] | None = None,
+        claim_connect: Callable[[str, str], Broker] | None = None,
     ) -> None:
         """OutboxError if the outbox cannot be opened now (the caller may wait for it); IdentityError
         if it is not this identity's.
@@ -151,6 +153,20 @@ class Terminal:
         if broker is None and pairing is not None and broker_for is not None:
             broker = broker_for(pairing)
         self._said_code: str | None = None
+        # Unpaired with a claim broker set: the terminal claims its registration over MQTT with the
+        # code it shows (device.claim); `_claim_code` is read from the claim client's thread.
+        self._claim_code: str | None = None
+        self.claim: ClaimClient | None = None
+        if config.claim_broker:
+            self.claim = ClaimClient(
+                config.claim_broker,
+                identity.device,
+                identity.key,
+                lambda: self._claim_code,
+                lambda pairing: self.inbox.put(Claimed(pairing)),
+                protocol=config.mqtt_protocol,
+                connect=claim_connect,
+            )
         self.config_version, config_problem = self._stored_config()
         self.flow = Flow(
             rules=_rules(config),
@@ -263,6 +279,7 @@ class Terminal:
     def _say_code(self, now: int) -> None:
         """While unpaired, say the pairing code (again whenever it is renewed)."""
         code = self.pairer.shown_code(now)
+        self._claim_code = code.digits if code is not None and self.hub_key is None else None
         if code is None or self.hub_key is not None or code.digits == self._said_code:
             return  # paired, or provisioned with a pinned key (the console still gives the code)
         self._said_code = code.digits
@@ -333,6 +350,8 @@ class Terminal:
             self.io.start(self.inbox.put)
         if self.console is not None:
             self.console.start()
+        if self.claim is not None:
+            self.claim.start()
         if self.uplink is not None:
             self.uplink.start()
         outbox = self.recorder.outbox
@@ -392,23 +411,32 @@ class Terminal:
             self._feed([item], now)
         elif isinstance(item, CardTap):
             self._card(item.uid, now)
-        elif isinstance(item, Inbound):
-            if self.uplink is not None:
-                self._feed(self.uplink.receive(item, now), now)
-        elif isinstance(item, LinkUp):
-            if self.uplink is not None:
-                self.uplink.link_up(item)
-                self._publish_health(now)
-        elif isinstance(item, LinkDown):
-            if self.uplink is not None:
-                self.uplink.link_down(item)
+        elif isinstance(item, Inbound | LinkUp | LinkDown):
+            self._link_event(item, now)
         elif isinstance(item, IoUp | IoDown):
             self._io_changed(item, now)
         elif isinstance(item, ConsoleRequest):
             self._console(item, now)
+        elif isinstance(item, Claimed):
+            paired = self.pairer.adopt(item.pairing, now)
+            if paired is not None:
+                self._paired(paired.pairing, None, now)
+                self._say_code(now)  # no code to claim with any more
         elif isinstance(item, BadInput):
             log.warning("%s: ignored input %r: %s", self.device, item.line, item.detail)
             self.report(BadInputReported(line=item.line, detail=item.detail))
+
+    def _link_event(self, item: Inbound | LinkUp | LinkDown, now: int) -> None:
+        uplink = self.uplink
+        if uplink is None:
+            return  # not paired (or unpaired since): nothing from a broker is taken
+        if isinstance(item, Inbound):
+            self._feed(uplink.receive(item, now), now)
+        elif isinstance(item, LinkUp):
+            uplink.link_up(item)
+            self._publish_health(now)
+        else:
+            uplink.link_down(item)
 
     def _timers(self, now: int) -> None:
         if self.flow.deadline_ms is not None and now >= self.flow.deadline_ms:
@@ -527,6 +555,8 @@ class Terminal:
         )
 
     def close(self) -> None:
+        if self.claim is not None:
+            self.claim.stop()
         if self.console is not None:
             self.console.stop()
         if self.io is not None:

@@ -75,9 +75,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     _register_serving(sub)
     _register_registry(sub)
 
-    from hub import brokerconf, pairing
+    from hub import brokerconf, claim, pairing
 
     brokerconf.add_command(sub)
+    claim.add_command(sub)
     pairing.add_commands(sub)
 
     report = commands.add_parser("report", help="figures per staff member or department for a month or a day")
@@ -142,6 +143,12 @@ def _register_serving(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="worker processes on an MQTT 5 shared subscription (more than 1 needs PostgreSQL)",
     )
     serve.add_argument("--share-group", help="consume as a member of this MQTT 5 shared-subscription group")
+    serve.add_argument(
+        "--broker-site",
+        type=Path,
+        help="the broker site `pingjia hub broker-config` wrote: rewritten and reloaded after each claim, so that a "
+        "terminal that claimed its registration can connect at once",
+    )
     serve.set_defaults(func=_serve)
 
     migrate = sub.add_parser("migrate", help="bring the hub database to this version's schema (or create it)")
@@ -278,6 +285,7 @@ def _serve(args: argparse.Namespace) -> int:
             keys=keys,
             client_id=args.client_id,
             share_group=args.share_group,
+            broker_site=args.broker_site,
         )
     except (ConfigError, ValueError, HubError) as exc:
         return _fail("hub serve", exc)
@@ -294,6 +302,8 @@ def _serve(args: argparse.Namespace) -> int:
 def _passed(args: argparse.Namespace) -> list[str]:
     """The options a supervisor hands on to its workers, beside the ones it sets itself."""
     passed = ["--hub-key", str(args.hub_key)]
+    if args.broker_site is not None:
+        passed += ["--broker-site", str(args.broker_site)]
     if args.broker_secret is not None:
         passed += ["--broker-secret", str(args.broker_secret)]
     if args.tls_ca:

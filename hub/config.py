@@ -76,7 +76,8 @@ class HubConfig:
     )
     session_expiry_s: int = setting(
         604_800,
-        "the broker keeps this hub's subscriptions and queued messages this long while it is away",
+        "the broker keeps this hub's subscriptions and queued messages this long while it is away (not across "
+        "a broker restart for a shared subscription's messages: terminals send those again)",
         unit="s",
         low=0,
         high=4_294_967_295,

@@ -16,7 +16,9 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 
+from hub.claim import ClaimDesk, claim_filter, is_claim
 from hub.config import HubConfig
 from hub.identity import HubKeys
 from hub.ingest import Ingest, Outcome
@@ -68,6 +70,7 @@ class Hub:
         client_id: str = "pingjia-hub",
         share_group: str | None = None,
         preparers: int = _PREPARERS,
+        broker_site: Path | None = None,
     ) -> None:
         self.config = config
         self.keys = keys  # signs every ack and the hub's status
@@ -75,6 +78,9 @@ class Hub:
         self._status_topic = hub_status_topic(client_id)  # ValueError for a client id no topic can hold
         self.writer = Writer.open(db, migrate=True)
         self.ingest = Ingest(self.writer, config)
+        # Terminals claiming their registration (hub.claim); with the broker site, its accounts are
+        # rewritten after each answer, so that the new terminal's account works at once.
+        self.claims = ClaimDesk(keys, broker_site=broker_site, db_url=db)
         self.inbox: queue.Queue[LinkEvent] = queue.Queue()
         # Sessions grow across restarts of the hub (its clock is trusted) and across reconnects.
         self._started_ms = time.time_ns() // 1_000_000
@@ -88,7 +94,7 @@ class Hub:
                     client_id=client_id,
                     on_event=self.inbox.put,
                     will=lambda attempt: (self._status_topic, self._status(StatusState.OFFLINE, attempt)),
-                    subscriptions=[(f, 1) for f in hub_filters(share_group)],
+                    subscriptions=[(f, 1) for f in (*hub_filters(share_group), claim_filter(share_group))],
                     clean_start=False,
                     session_expiry_s=config.session_expiry_s,
                     receive_maximum=config.receive_maximum,
@@ -137,10 +143,13 @@ class Hub:
     def _turn(self, preparing: deque[_Prepping]) -> None:
         """Take what arrived; hand it to the preparers; store the oldest prepared group when due."""
         group = self._take_group(wait=not preparing)
-        messages = [item for item in group if isinstance(item, Inbound)]
+        messages = [item for item in group if isinstance(item, Inbound) and not is_claim(item.topic)]
         for item in group:
             if isinstance(item, LinkUp | LinkDown):
                 self._link(item)
+            elif isinstance(item, Inbound) and is_claim(item.topic):
+                self.claims.serve(self.writer, self.link, item)
+        self.claims.tick()
         if messages:
             preparing.append(self._prepare_group(messages))
         if preparing and (len(preparing) > _GROUPS_AHEAD or not messages or self.inbox.empty()):

@@ -71,7 +71,8 @@ class Site:
         return self
 
     def hub(self, *, log: Path, client_id: str = "pingjia-hub") -> HubProcess:
-        extra = ["--broker-secret", str(self.secret)] if self.mosquitto else []
+        # With accounts, the hub also rewrites them after a terminal claims its registration.
+        extra = ["--broker-secret", str(self.secret), "--broker-site", str(self.broker_dir)] if self.mosquitto else []
         return HubProcess(
             db=self.db,
             broker_url=self.broker_url,
@@ -152,6 +153,14 @@ class Site:
             "--code",
             code,
         ]
+        if self.mosquitto:
+            argv += ["--broker-site", str(self.broker_dir)]
+        return self._pingjia(*argv)
+
+    def claim(self, code: str, *, department: str, counter: str) -> dict[str, object]:
+        """`pingjia hub claim CODE`: the operator types the code a terminal shows, at the hub."""
+        argv = ["hub", "claim", code, "--department", department, "--counter", counter]
+        argv += ["--by", TECHNICIAN, "--db", self.db]
         if self.mosquitto:
             argv += ["--broker-site", str(self.broker_dir)]
         return self._pingjia(*argv)

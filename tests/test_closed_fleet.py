@@ -26,9 +26,13 @@ from protocol import (
     CommandName,
     ConfigDoc,
     SigningKey,
+    Status,
+    StatusState,
     encode_ack,
     encode_command,
     encode_config,
+    encode_status,
+    hub_status_topic,
     topic,
 )
 from simulator.cable import Cable
@@ -139,12 +143,15 @@ def test_a_paired_fleet_takes_only_what_its_hub_signed(tmp_path: Path, cables: l
         )
         login = Command(device=first, cmd=CommandName.LOGIN, staff="E2", n=2**40, t=2**50)
         attacker.publish(topic(first, Channel.CMD), encode_command(login, FORGER))
+        pinned = Status(device=control_name, state=StatusState.ONLINE, session=2**62)  # "a hub is online", forever
+        attacker.publish(hub_status_topic(control_name), encode_status(pinned, FORGER, hub=True), retain=True)
         press(one, 20)  # thanked while the hub is away
-        one.wait_for(lambda t: len(t.of(ControlRefused)) >= 4, 20, "the forgeries refused")
+        one.wait_for(lambda t: len(t.of(ControlRefused)) >= 5, 20, "the forgeries refused")
         assert one.acked == acked_before
         assert {(e.what, e.reason) for e in one.of(ControlRefused)} == {
             ("ack", "bad_signature"),
             ("command", "bad_signature"),
+            ("hub status", "bad_signature"),
         }
         hub.start()
         hub.wait_online()
@@ -272,3 +279,45 @@ def test_a_replaced_terminal_counts_only_for_what_it_signed_before(
     stored = read(db, lambda r: r.execute("SELECT device, count(*) FROM ratings GROUP BY device").fetchall())
     assert dict(stored) == {retired: 3, successor: 2}  # the old key's three before, none after
     assert {r.staff for r in new.recorded.values()} == {"E1"}  # the clerk moved with the placement
+
+
+def test_a_terminal_claims_its_pairing_without_a_laptop(tmp_path: Path) -> None:
+    """The operator types the code the terminal shows at the hub (`pingjia hub claim`); the terminal,
+    told only the site's broker, claims its registration with an account derived from that code."""
+    from device.events import PairedWith, PairingCodeShown
+
+    need_mosquitto()
+    db = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
+    site = Site(tmp_path / "site", db=db, mosquitto=True).setup()
+    staff(db)
+    hub = site.hub(log=tmp_path / "hub.log").start()
+    claimer = TerminalProcess(
+        tmp_path / "t1",
+        broker_url=None,
+        settings=[*SETTINGS, f"claim_broker={site.broker_url}"],
+        log=tmp_path / "t1.log",
+        hub_key="",
+    ).start()
+    try:
+        hub.wait_online()
+        claimer.wait_for(lambda t: t.of(PairingCodeShown), 30, "the code on the screen")
+        with pytest.raises(ProcessError, match="6 digits"):
+            site.claim("12ab", department="综合受理", counter="7号窗口")
+        site.claim(claimer.of(PairingCodeShown)[-1].code, department="综合受理", counter="7号窗口")
+        claimer.wait_for(lambda t: t.of(PairedWith), 30, "the claim answered")
+        [paired] = claimer.of(PairedWith)
+        assert (paired.hub_key, paired.department, paired.counter) == (site.hub_sign[:16], "综合受理", "7号窗口")
+        claimer.wait_for(lambda t: t.of(Online), 30, "online with its own account")
+        site.control("command", "--device", claimer.device, "login", "--staff", "E1")
+        press(claimer, 3)
+        all_acked(claimer)
+    finally:
+        claimer.quit()
+        hub.stop()
+        site.stop()
+    row = read(db, lambda r: r.execute("SELECT department, counter, paired_by FROM devices").fetchall())
+    assert row == [("综合受理", "7号窗口", "site-tech")]
+    accounts = read(
+        db, lambda r: r.execute("SELECT role, revoked_ms IS NULL FROM broker_users ORDER BY role").fetchall()
+    )
+    assert ("claim", 0) in accounts  # the claim account is spent
