@@ -15,8 +15,9 @@ terminal with nothing to send, which would otherwise wait for its next press to 
 
 Gap repair: an ack may say the hub holds records past a gap (`held`): the broker lost a batch (a
 restart drops what a shared subscription had no subscriber for). The gap is sent again after
-GAP_GRACE_MS, unless an ack covers it first (a second hub worker may still be storing it), instead
-of after the whole ack timeout.
+GAP_GRACE_MS, instead of after the whole ack timeout, unless an ack covers it first (a second hub
+worker may still be storing it) or the watermark moves meanwhile (a hub working through a queue that
+holds the gap too: it is looked at again a grace later).
 """
 
 from __future__ import annotations
@@ -52,9 +53,9 @@ class Delivery:
         self.checking = False  # the newest acked record was sent again; no ack has answered it yet
         self._gap_last: int | None = None  # the hub holds nothing in acked+1..this, and records past it
         self._gap_due_ms: int | None = None
+        self._gap_acked = 0  # the watermark when the gap was reported (or last looked at)
         self.gaps = 0  # gaps sent again
-        self._probe_due_ms: int | None = None  # a hub came online: by then the watermark should move
-        self._probe_acked = 0
+
 
     @property
     def outstanding(self) -> int:
@@ -70,7 +71,7 @@ class Delivery:
 
     def connection_down(self) -> None:
         self.connected = False
-        self._gap_last = self._gap_due_ms = self._probe_due_ms = None
+        self._gap_last = self._gap_due_ms = None
         self.sent = self.acked
         self.waiting_since_ms = None
         self.checking = False
@@ -118,10 +119,17 @@ class Delivery:
             return  # nothing of it was sent yet on this connection, or a repair is already due
         self._gap_last = last
         self._gap_due_ms = now_ms + GAP_GRACE_MS
+        self._gap_acked = self.acked
 
     def gap_due(self, now_ms: int) -> tuple[int, int] | None:
         """(first, last) of a reported gap to send again now, if it is due and still open."""
         if self._gap_last is None or self._gap_due_ms is None or now_ms < self._gap_due_ms:
+            return None
+        if self.acked != self._gap_acked and self.acked < self._gap_last:
+            # The watermark moved meanwhile: the hub is working through a queue that holds the gap's
+            # records too (a hub back after an absence). Look again a grace later instead.
+            self._gap_due_ms = now_ms + GAP_GRACE_MS
+            self._gap_acked = self.acked
             return None
         first, last = self.acked + 1, self._gap_last
         self._gap_last = self._gap_due_ms = None
@@ -129,26 +137,6 @@ class Delivery:
             return None
         self.gaps += 1
         return first, last
-
-    def hub_online(self, now_ms: int) -> None:
-        """A hub worker has just subscribed: records sent before may have found no subscriber (a
-        broker that restarted drops them for a shared subscription). If no ack moves the watermark
-        within GAP_GRACE_MS, everything unacked is sent again (`resend_due`)."""
-        if self.outstanding > 0 and self._probe_due_ms is None:
-            self._probe_due_ms = now_ms + GAP_GRACE_MS
-            self._probe_acked = self.acked
-
-    def resend_due(self, now_ms: int) -> bool:
-        """Whether the watermark stood still since a hub came online; if so, rewind to send again."""
-        if self._probe_due_ms is None or now_ms < self._probe_due_ms:
-            return False
-        self._probe_due_ms = None
-        if self.acked != self._probe_acked or self.outstanding <= 0 or not self.connected:
-            return False
-        self.sent = self.acked
-        self.waiting_since_ms = None
-        self.resends += 1
-        return True
 
     def next_range(self) -> tuple[int, int] | None:
         """(first, count) to send now, or None (nothing new, not connected, or the window is full)."""
@@ -180,5 +168,6 @@ class Delivery:
         timeout = None
         if self.waiting_since_ms is not None and self.outstanding > 0:
             timeout = self.waiting_since_ms + self.timeout_ms
-        due = [d for d in (timeout, self._gap_due_ms, self._probe_due_ms) if d is not None]
-        return min(due) if due else None
+        if self._gap_due_ms is None:
+            return timeout
+        return self._gap_due_ms if timeout is None else min(timeout, self._gap_due_ms)

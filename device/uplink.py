@@ -354,16 +354,7 @@ class Uplink:
         """Send what the window allows; stop after a batch when `busy()` (key events are waiting)."""
         if self._hub_came_online and self.delivery.connected:
             self._hub_came_online = False
-            if self.delivery.outstanding > 0:
-                # Sent, not acked, and a hub worker has just (re)subscribed: a broker restart may
-                # have dropped them for want of a subscriber. Unless acks come, send them again soon.
-                self.delivery.hub_online(now)
-            else:
-                self._check_hub()
-        if self.delivery.resend_due(now):
-            log.info(
-                "%s: no ack since a hub came online; sending seqs from %d again", self.device, self.delivery.acked + 1
-            )
+            self._check_hub()
         gap = self.delivery.gap_due(now)
         if gap is not None and not self._resend_gap(*gap):
             return

@@ -36,7 +36,7 @@ from protocol.keys import SigningKey
 from protocol.messages import STATUS_FIELDS, Ack, Rejection, Status, StatusState, encode_ack, encode_status
 from protocol.session import hub_session, terminal_session
 from protocol.signed import Purpose
-from protocol.topics import HUB_STATUS, PREFIX, ROUTES, Route, hub_filters, terminal_filters
+from protocol.topics import CLAIM_REPLY, CLAIM_REQUEST, HUB_STATUS, PREFIX, ROUTES, Route, hub_filters, terminal_filters
 
 __all__ = [
     "BLOCKS",
@@ -148,7 +148,8 @@ def topics_table() -> str:
         )
 
     return _table(
-        ("topic", "direction", "payload", "QoS", "retained", "notes"), map(row, (*ROUTES.values(), HUB_STATUS))
+        ("topic", "direction", "payload", "QoS", "retained", "notes"),
+        map(row, (*ROUTES.values(), HUB_STATUS, CLAIM_REQUEST, CLAIM_REPLY)),
     )
 
 

@@ -124,7 +124,7 @@ CLAIM_REQUEST: Final = Route(
     "claim",
     1,
     retained=False,
-    notes="a terminal claiming its registration with a short-lived claim account (see Pairing)",
+    notes="a terminal claiming its registration with a short-lived claim account (see Pairing; protocol/claim.py)",
 )
 CLAIM_REPLY: Final = Route(
     "pingjia/claim/<claim-user>/reply",
