@@ -56,7 +56,6 @@ class Delivery:
         self._gap_acked = 0  # the watermark when the gap was reported (or last looked at)
         self.gaps = 0  # gaps sent again
 
-
     @property
     def outstanding(self) -> int:
         return self.sent - self.acked
