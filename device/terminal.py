@@ -264,6 +264,7 @@ class Terminal:
                 tech=pairing.tech,
             )
         )
+        self._show(self._now_showing(), said=False)  # the code goes away
         if staff:
             self._feed([Login(staff)], now)
 
@@ -283,6 +284,7 @@ class Terminal:
         if code is None or self.hub_key is not None or code.digits == self._said_code:
             return  # paired, or provisioned with a pinned key (the console still gives the code)
         self._said_code = code.digits
+        self._show(self._now_showing(), said=False)  # the panel plays the new code
         left_s = code.left_ms(now) // 1000
         log.warning("%s: not paired; pairing code %s (valid %d s more)", self.device, code.digits, left_s)
         self.report(PairingCodeShown(code=code.digits, left_s=left_s))
@@ -496,7 +498,15 @@ class Terminal:
         """Show a state on the io; `said`: also report it (a panel coming back is shown, not said)."""
         labels = self._labels if display.state is State.REASONS else ()
         if self.io is not None:
-            self.io.show(Screen(state=display.state, staff=display.staff, reasons=display.reasons, labels=labels))
+            self.io.show(
+                Screen(
+                    state=display.state,
+                    staff=display.staff,
+                    reasons=display.reasons,
+                    labels=labels,
+                    code=self._code_shown(display.state),
+                )
+            )
         if said:
             self.report(
                 Shown(
@@ -506,6 +516,13 @@ class Terminal:
                     labels=list(labels) if labels else None,
                 )
             )
+
+    def _code_shown(self, state: State) -> str | None:
+        """The pairing code to show with `state`: while not paired, on a closed terminal."""
+        if self.hub_key is not None or state is not State.CLOSED:
+            return None
+        code = self.pairer.shown_code(self.clock.mono_ms())
+        return None if code is None else code.digits
 
     def _now_showing(self) -> Display:
         return Display(self.flow.state, self.flow.staff, tuple(self.flow.reasons))

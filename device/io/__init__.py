@@ -61,13 +61,14 @@ class IoDown:
 
 @dataclass(frozen=True, slots=True)
 class Screen:
-    """What to show: the flow's state, the clerk, and in the reasons state the codes chosen so far
-    and the labels of keys 1..5."""
+    """What to show: the flow's state, the clerk, in the reasons state the codes chosen so far and
+    the labels of keys 1..5, and while the terminal is not paired its pairing code."""
 
     state: State
     staff: str | None
     reasons: tuple[int, ...] = ()
     labels: Sequence[str] = field(default=())
+    code: str | None = None  # not paired: the one-time pairing code to show (a screen writes it; a panel plays it)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,11 +5,14 @@ a key's down-edge is a press once the `Debouncer` has judged it (the invite key 
 card is a CardTap, and the panel coming and going is IoUp / IoDown. What each state of the flow
 looks and sounds like is a table (`FEEDBACK`): the thank-you is the same for every level, and
 nothing shown depends on the key pressed, so a clerk cannot read the customer's choice from across
-the counter. LED states per key: 0 off, 1 on, 2 blink (the panel protocol's values).
+the counter. LED states per key: 0 off, 1 on, 2 blink (the panel protocol's values). A terminal not
+paired yet plays its pairing code on the LEDs (`CodePlayer`, `digit_leds`).
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -19,7 +22,7 @@ from device.io.panel import CardRead, KeyPressed, PanelDown, PanelLink, PanelUp
 from protocol import PanelState
 from protocol.panel import INVITE_KEY, LedState
 
-__all__ = ["FEEDBACK", "REFUSED_BEEP", "Debouncer", "Feedback", "KeyPanel"]
+__all__ = ["CODE_BEEP", "FEEDBACK", "REFUSED_BEEP", "CodePlayer", "Debouncer", "Feedback", "KeyPanel", "digit_leds"]
 
 OFF, ON, BLINK = LedState.OFF, LedState.ON, LedState.BLINK
 Beep = tuple[tuple[int, int], ...]  # (on ms, off ms) pairs
@@ -42,6 +45,72 @@ FEEDBACK: Final[dict[State, Feedback]] = {
 }
 
 REFUSED_BEEP: Final[Beep] = ((300, 0),)
+
+# The pairing code on five LEDs, one digit at a time (a panel has no display): digits 1..5 light
+# that key's LED; 6..9 light key 5's and that of digit - 5 (6 = keys 1 and 5); 0 blinks all five.
+# Each digit shows for DIGIT_MS with DIGIT_GAP_MS dark after it, the whole code again after
+# CODE_PAUSE_MS; one short beep says a code starts.
+DIGIT_MS: Final = 1200
+DIGIT_GAP_MS: Final = 400
+CODE_PAUSE_MS: Final = 3000
+CODE_BEEP: Final[Beep] = ((80, 0),)
+
+
+def digit_leds(digit: str) -> tuple[LedState, ...]:
+    """The LEDs of keys 1..5 that show one digit of a pairing code."""
+    value = int(digit)
+    if value == 0:
+        return (BLINK,) * 5
+    lit = {value} if value <= 5 else {value - 5, 5}
+    return tuple(ON if key in lit else OFF for key in range(1, 6))
+
+
+class CodePlayer:
+    """Plays a pairing code on the panel's LEDs, over and over, on a thread of its own, until
+    stopped (the terminal shows something else, or is paired)."""
+
+    def __init__(
+        self,
+        show: Callable[[tuple[LedState, ...], Beep | None], None],
+        *,
+        digit_ms: int = DIGIT_MS,
+        gap_ms: int = DIGIT_GAP_MS,
+        pause_ms: int = CODE_PAUSE_MS,
+    ) -> None:
+        self._show = show
+        self._times = (digit_ms / 1000, gap_ms / 1000, pause_ms / 1000)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.code: str | None = None
+
+    def play(self, code: str) -> None:
+        if code == self.code and self._thread is not None:
+            return
+        self.stop()
+        self.code = code
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(code, self._stop), name="pj-code", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(2)
+        self._thread = None
+        self.code = None
+
+    def _run(self, code: str, stop: threading.Event) -> None:
+        digit_s, gap_s, pause_s = self._times
+        while not stop.is_set():
+            for index, digit in enumerate(code):
+                self._show(digit_leds(digit), CODE_BEEP if index == 0 else None)
+                if stop.wait(digit_s):
+                    return
+                self._show((OFF,) * 5, None)
+                if stop.wait(gap_s):
+                    return
+            if stop.wait(pause_s):
+                return
 
 
 class Debouncer:
@@ -72,6 +141,7 @@ class KeyPanel:
     def __init__(self, *, port: str, debounce_ms: int) -> None:
         self.debouncer = Debouncer(debounce_ms)
         self._link = PanelLink(port=port, on_event=self._from_panel)
+        self._code = CodePlayer(self._link.show)
         self._post: Post | None = None
         self._state = PanelState.DISCONNECTED
         self._fw: str | None = None
@@ -81,9 +151,14 @@ class KeyPanel:
         self._link.start()
 
     def stop(self) -> None:
+        self._code.stop()
         self._link.stop()
 
     def show(self, screen: Screen) -> None:
+        if screen.code is not None and screen.state is State.CLOSED:
+            self._code.play(screen.code)
+            return
+        self._code.stop()
         feedback = FEEDBACK[screen.state]
         leds = feedback.leds
         if screen.state is State.REASONS and screen.reasons:

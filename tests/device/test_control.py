@@ -187,3 +187,15 @@ def test_an_older_hub_status_is_a_replay(tmp_path: Path) -> None:
     counter.settle()
     assert [b.head.first for b in hub.batches()] == [1, 1]
     assert refused(counter) == [("hub status", "replayed")]
+
+
+def test_an_unpaired_terminal_shows_its_pairing_code_until_it_is_paired(tmp_path: Path) -> None:
+    counter = Counter(tmp_path / "t01", hub_key=None)
+    code = counter.terminal.pairer.shown_code(counter.clock.mono_ms())
+    assert code is not None
+    last = counter.io.screens[-1]
+    assert (last.state.value, last.code) == ("closed", code.digits)
+    counter.login("E1")
+    assert counter.io.screens[-1].code is None  # a clerk at work: the flow's own screens
+    pinned = Counter(tmp_path / "t02", device="t02")  # provisioned with a pinned hub key
+    assert pinned.io.screens[-1].code is None
