@@ -26,6 +26,7 @@ from protocol.panel import INVITE_KEY, LedState
 from runtime.settings import from_assignments
 from simulator.panel import PanelEmulator
 from simulator.processes import TerminalWatch
+from tests.helpers import HUB_KEYS
 
 pytestmark = pytest.mark.slow
 
@@ -84,6 +85,7 @@ class Counter:
                 broker=None,
                 io=KeyPanel(port=config.panel_port, debounce_ms=config.debounce_ms),
                 report=report,
+                hub_key=HUB_KEYS.sign.public,  # provisioned: no pairing code on the LEDs
             )
         )
         self.terminal.wait_for(lambda t: t.ready, 20, "the terminal to start")
