@@ -87,6 +87,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     report.add_argument("--by", choices=["staff", "department"], default="staff")
     report.add_argument("--format", choices=["table", "csv", "json"], default="table")
     report.add_argument(
+        "--rank",
+        action="store_true",
+        help="rank by the lower bound of the 95%% Wilson interval of the satisfaction rate (fair to small counts)",
+    )
+    report.add_argument(
+        "--min-ratings",
+        type=int,
+        help="counted ratings a row needs to be ranked (default: the hub setting rank_min_ratings, 30)",
+    )
+    report.add_argument(
         "--set",
         dest="settings",
         action="append",
@@ -483,17 +493,31 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from hub.config import HubConfig
-    from hub.errors import HubError
+    from hub.errors import HubError, ReportError
     from hub.queries import Reader
-    from hub.report import aggregate, parse_period, render
+    from hub.report import aggregate, parse_period, ranked, render
     from runtime.settings import ConfigError, from_assignments
 
     try:
         config = from_assignments(HubConfig, args.settings)
         period = parse_period(args.period)
+        minimum = config.rank_min_ratings if args.min_ratings is None else args.min_ratings
+        if minimum < 1:
+            raise ReportError(f"--min-ratings must be at least 1, got {minimum}")
         with Reader.open(args.db) as reader:
             rows = aggregate(reader, period, args.by, count_uninvited=config.count_uninvited)
-        print(render(rows, by=args.by, period=period, fmt=args.format, timeout_score=config.timeout_score))
+        standings = ranked(rows, timeout_score=config.timeout_score, minimum=minimum) if args.rank else None
+        print(
+            render(
+                rows,
+                by=args.by,
+                period=period,
+                fmt=args.format,
+                timeout_score=config.timeout_score,
+                standings=standings,
+                minimum=minimum,
+            )
+        )
     except (ConfigError, HubError) as exc:
         return _fail("report", exc)
     return 0

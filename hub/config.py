@@ -54,6 +54,12 @@ class HubConfig:
         low=0.1,
         high=3600,
     )
+    rank_min_ratings: int = setting(
+        30,
+        "a staff member or department needs this many counted ratings in the period to be ranked (`report --rank`)",
+        low=1,
+        high=1_000_000,
+    )
     count_uninvited: bool = setting(
         False, "count presses made without an invitation (invited mode) in figures; they are always kept"
     )

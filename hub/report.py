@@ -23,8 +23,9 @@ from typing import Any
 
 from hub.errors import ReportError
 from hub.queries import Reader
+from hub.ranking import Standing, rank
 
-__all__ = ["DEFAULT_LABELS", "Figures", "Period", "ReportError", "aggregate", "parse_period", "render"]
+__all__ = ["DEFAULT_LABELS", "Figures", "Period", "ReportError", "aggregate", "parse_period", "ranked", "render"]
 
 DEFAULT_LABELS = ("非常满意", "满意", "一般", "不满意", "非常不满意")  # levels 5..1
 GROUPINGS = ("staff", "department")
@@ -107,6 +108,20 @@ def aggregate(reader: Reader, period: Period, by: str, *, count_uninvited: bool 
     return [figures[key] for key in sorted(figures)]
 
 
+def ranked(rows: list[Figures], *, timeout_score: int, minimum: int) -> dict[str, Standing]:
+    """Each row's standing by the lower bound of the 95 % Wilson interval of its satisfaction rate
+    (hub.ranking); rows with fewer than `minimum` counted ratings are not ranked."""
+    counts = []
+    for row in rows:
+        counted = row.counted(timeout_score)
+        counts.append((row.key, counted[5] + counted[4], sum(counted.values())))
+    return rank(counts, minimum=minimum)
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}"
+
+
 def _fixed(value: Fraction | None, places: int) -> str:
     if value is None:
         return "-"
@@ -125,10 +140,15 @@ def _pad(text: str, width: int, right: bool) -> str:
     return gap + text if right else text + gap
 
 
-def _records(rows: Iterable[Figures], by: str, timeout_score: int) -> list[dict[str, Any]]:
+def _records(
+    rows: Iterable[Figures], by: str, timeout_score: int, standings: dict[str, Standing] | None = None
+) -> list[dict[str, Any]]:
     out = []
     for f in rows:
         record: dict[str, Any] = {by: f.key}
+        if standings is not None:
+            standing = standings.get(f.key)
+            record["rank"] = standing.rank if standing is not None and standing.rank is not None else "-"
         if by == "staff":
             record["name"] = f.name
             record["department"] = f.department
@@ -140,6 +160,10 @@ def _records(rows: Iterable[Figures], by: str, timeout_score: int) -> list[dict[
             mean=_fixed(mean, 2),
             satisfaction=_fixed(satisfaction * 100 if satisfaction is not None else None, 1),
         )
+        if standings is not None:
+            standing = standings.get(f.key)
+            record["satisfaction_low"] = _percent(standing.low if standing else None)
+            record["satisfaction_high"] = _percent(standing.high if standing else None)
         out.append(record)
     return out
 
@@ -152,14 +176,19 @@ def render(
     fmt: str,
     timeout_score: int,
     labels: tuple[str, ...] = DEFAULT_LABELS,
+    standings: dict[str, Standing] | None = None,
+    minimum: int = 0,
 ) -> str:
-    """The figures as an aligned table (with a total line), CSV, or JSON."""
+    """The figures as an aligned table (with a total line), CSV, or JSON; with `standings` (see
+    `ranked`), ranked rows first in rank order, each with its rank and 95 % interval."""
     if fmt not in FORMATS:
         raise ReportError(f"--format must be one of {FORMATS}, got {fmt!r}")
     total = Figures(key="total")
     for row in rows:
         total.add(row)
-    records = _records(rows, by, timeout_score)
+    if standings is not None:
+        rows = sorted(rows, key=lambda f: _rank_order(standings.get(f.key), f.key))
+    records = _records(rows, by, timeout_score, standings)
     if fmt == "json":
         document = {
             "period": period.label,
@@ -169,6 +198,11 @@ def render(
             "rows": records,
             "total": _records([total], by, timeout_score)[0],
         }
+        if standings is not None:
+            document["ranking"] = {
+                "by": "lower bound of the 95 % Wilson interval of the satisfaction rate",
+                "minimum_counted": minimum,
+            }
         return json.dumps(document, ensure_ascii=False, indent=2)
     if fmt == "csv":
         buffer = io.StringIO()
@@ -180,6 +214,8 @@ def render(
     headers = {by: by, "name": "name", "department": "department"} if by == "staff" else {by: by}
     headers.update({f"n{level}": label for level, label in zip(range(5, 0, -1), labels, strict=True)})
     headers.update(unanswered="未评价", total="total", mean="mean", satisfaction="满意率%")
+    if standings is not None:
+        headers = {"rank": "rank", **headers, "satisfaction_low": "95% low", "satisfaction_high": "high"}
     total_record = _records([total], by, timeout_score)[0]
     table = [headers, *records, total_record]
     columns = list(headers)
@@ -195,4 +231,15 @@ def render(
         if timeout_score
         else (f"period {period.label}; unanswered invitations are not counted")
     )
+    if standings is not None:
+        note += (
+            f"; ranked by the lower bound of the 95 % Wilson interval of 满意率; fewer than {minimum} counted "
+            "ratings: not ranked (-)"
+        )
     return "\n".join([*lines, note])
+
+
+def _rank_order(standing: Standing | None, key: str) -> tuple[int, int, str]:
+    if standing is None or standing.rank is None:
+        return (1, 0, key)
+    return (0, standing.rank, key)
