@@ -81,9 +81,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     claim.add_command(sub)
     pairing.add_commands(sub)
 
-    report = commands.add_parser("report", help="figures per staff member or department for a month or a day")
+    report = commands.add_parser("report", help="figures per staff member or department for a period, ranked if asked")
     _add_db(report)
-    report.add_argument("--period", required=True, help="YYYY-MM or YYYY-MM-DD (site time zone)")
+    report.add_argument(
+        "--period",
+        required=True,
+        help="YYYY-MM-DD, YYYY-Www (ISO week), YYYY-MM, YYYY-Qn, YYYY, or FIRST..LAST (days; site time zone)",
+    )
     report.add_argument("--by", choices=["staff", "department"], default="staff")
     report.add_argument("--format", choices=["table", "csv", "json"], default="table")
     report.add_argument(

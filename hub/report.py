@@ -1,4 +1,5 @@
-"""Figures per staff member or department for a day or a month: counts per level, mean, satisfaction.
+"""Figures per staff member or department for a period: counts per level, mean, a 0..100 index,
+satisfaction, and a fair ranking.
 
 Every figure is computed from counts (exact fractions, rounded only when shown). Counted: ratings of
 a logged-in staff member, the latest version of each (an amend replaces what it amends), misuse left
@@ -17,7 +18,7 @@ import unicodedata
 from calendar import monthrange
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from fractions import Fraction
 from typing import Any
 
@@ -39,18 +40,48 @@ class Period:
     label: str
 
 
+_RANGE = re.compile(r"(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})")
+_MAX_RANGE_DAYS = 3660
+
+
 def parse_period(text: str) -> Period:
-    """`YYYY-MM` (a month) or `YYYY-MM-DD` (a day), in the site's time zone."""
-    match = re.fullmatch(r"(\d{4})-(\d{2})(?:-(\d{2}))?", text.strip())
-    if match is None:
-        raise ReportError(f"period {text!r} is not YYYY-MM or YYYY-MM-DD")
-    year, month = int(match[1]), int(match[2])
+    """A period in the site's time zone: `YYYY-MM-DD` (a day), `YYYY-Www` (an ISO week, Monday to
+    Sunday), `YYYY-MM` (a month), `YYYY-Qn` (a quarter), `YYYY` (a year), or `FIRST..LAST` (days,
+    both included, at most ten years). ReportError saying what is wrong."""
+    text = text.strip()
     try:
-        if match[3] is None:
-            return Period(date(year, month, 1), date(year, month, monthrange(year, month)[1]), text)
-        day = date(year, month, int(match[3]))
+        return _period(text)
     except ValueError as exc:
         raise ReportError(f"period {text!r}: {exc}") from None
+
+
+def _period(text: str) -> Period:
+    if (match := _RANGE.fullmatch(text)) is not None:
+        first, last = date.fromisoformat(match[1]), date.fromisoformat(match[2])
+        if last < first:
+            raise ValueError("the range ends before it starts")
+        if (last - first).days >= _MAX_RANGE_DAYS:
+            raise ValueError(f"a range is at most {_MAX_RANGE_DAYS} days")
+        return Period(first, last, text)
+    if (match := re.fullmatch(r"(\d{4})-W(\d{2})", text)) is not None:
+        monday = date.fromisocalendar(int(match[1]), int(match[2]), 1)
+        return Period(monday, monday + timedelta(days=6), text)
+    if (match := re.fullmatch(r"(\d{4})-Q([1-4])", text)) is not None:
+        year, quarter = int(match[1]), int(match[2])
+        last_month = quarter * 3
+        return Period(date(year, last_month - 2, 1), date(year, last_month, monthrange(year, last_month)[1]), text)
+    if (match := re.fullmatch(r"\d{4}", text)) is not None:
+        year = int(text)
+        return Period(date(year, 1, 1), date(year, 12, 31), text)
+    match = re.fullmatch(r"(\d{4})-(\d{2})(?:-(\d{2}))?", text)
+    if match is None:
+        raise ValueError("not YYYY-MM-DD, YYYY-Www, YYYY-MM, YYYY-Qn, YYYY or FIRST..LAST")
+    year, month = int(match[1]), int(match[2])
+    if match[3] is None:
+        if not 1 <= month <= 12:
+            raise ValueError("month must be in 1..12")
+        return Period(date(year, month, 1), date(year, month, monthrange(year, month)[1]), text)
+    day = date(year, month, int(match[3]))
     return Period(day, day, text)
 
 
@@ -81,6 +112,11 @@ class Figures:
         counts = self.counted(timeout_score)
         total = sum(counts.values())
         return Fraction(counts[5] + counts[4], total) if total else None
+
+    def index(self, timeout_score: int) -> Fraction | None:
+        """A 0..100 index: the levels count 100, 75, 50, 25 and 0 (as HappyOrNot's index is made)."""
+        mean = self.mean(timeout_score)
+        return None if mean is None else (mean - 1) * 25
 
     def add(self, other: Figures) -> None:
         for level, n in other.levels.items():
@@ -158,6 +194,7 @@ def _records(
             unanswered=f.unanswered,
             total=f.total(timeout_score),
             mean=_fixed(mean, 2),
+            index=_fixed(f.index(timeout_score), 1),
             satisfaction=_fixed(satisfaction * 100 if satisfaction is not None else None, 1),
         )
         if standings is not None:
@@ -213,7 +250,7 @@ def render(
         return buffer.getvalue()
     headers = {by: by, "name": "name", "department": "department"} if by == "staff" else {by: by}
     headers.update({f"n{level}": label for level, label in zip(range(5, 0, -1), labels, strict=True)})
-    headers.update(unanswered="未评价", total="total", mean="mean", satisfaction="满意率%")
+    headers.update(unanswered="未评价", total="total", mean="mean", index="index", satisfaction="满意率%")
     if standings is not None:
         headers = {"rank": "rank", **headers, "satisfaction_low": "95% low", "satisfaction_high": "high"}
     total_record = _records([total], by, timeout_score)[0]

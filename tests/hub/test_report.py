@@ -152,6 +152,7 @@ def test_formats_agree(store: ReportDb) -> None:
         "unanswered": 1,
         "total": 2,
         "mean": "2.00",
+        "index": "25.0",  # a 1 and an unanswered (3): 0 and 50 of 100
         "satisfaction": "0.0",
     }
     assert as_csv[0]["satisfaction"] == "100.0"
@@ -170,7 +171,21 @@ def test_table_columns_line_up_with_chinese_text(store: ReportDb) -> None:
     assert len(widths) == 1, lines
 
 
-@pytest.mark.parametrize("text", ["2026", "2026-13", "2026-02-30", "26-01", "2026-1-01", "yesterday"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-13",
+        "2026-02-30",
+        "26-01",
+        "2026-1-01",
+        "yesterday",
+        "2026-W54",
+        "2026-Q5",
+        "2026-11-30..2026-11-01",
+        "2000-01-01..2026-01-01",
+        "2026-11-01..",
+    ],
+)
 def test_bad_periods(text: str) -> None:
     with pytest.raises(ReportError, match="period"):
         parse_period(text)
@@ -181,8 +196,26 @@ def test_a_report_error_is_a_hub_error() -> None:
 
 
 def test_periods() -> None:
-    assert str(parse_period("2024-02").last) == "2024-02-29"
-    assert str(parse_period("2026-11-22").first) == "2026-11-22"
+    def days(text: str) -> tuple[str, str]:
+        period = parse_period(text)
+        return str(period.first), str(period.last)
+
+    assert days("2024-02") == ("2024-02-01", "2024-02-29")
+    assert days("2026-11-22") == ("2026-11-22", "2026-11-22")
+    assert days("2026-W48") == ("2026-11-23", "2026-11-29")  # ISO weeks start on Monday
+    assert days("2027-W01") == ("2027-01-04", "2027-01-10")  # the week of the year's first Thursday
+    assert days("2026-Q4") == ("2026-10-01", "2026-12-31")
+    assert days("2024-Q1") == ("2024-01-01", "2024-03-31")
+    assert days("2026") == ("2026-01-01", "2026-12-31")
+    assert days("2026-11-01..2026-11-15") == ("2026-11-01", "2026-11-15")
+
+
+def test_the_index_runs_from_0_to_100() -> None:
+    everyone = Figures(key="x", levels={5: 1, 4: 1, 3: 1, 2: 1, 1: 1})
+    assert everyone.index(0) == 50
+    assert Figures(key="y", levels={5: 3, 4: 0, 3: 0, 2: 0, 1: 0}).index(0) == 100
+    assert Figures(key="z", levels={5: 0, 4: 0, 3: 0, 2: 0, 1: 2}, unanswered=2).index(3) == 25
+    assert Figures(key="e").index(3) is None
 
 
 def test_an_empty_group_has_no_mean() -> None:
