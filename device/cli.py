@@ -177,8 +177,9 @@ def run_terminal(args: argparse.Namespace, clock: Clock | None = None) -> int:
             # First start: make the identity here; the key never leaves this directory.
             made = identity.create(args.data, args.device_id)
             print(
-                f"pingjia device run: new identity {made.device}; register it at the hub with "
-                f"`pingjia hub add-device --id {made.device} --pubkey {made.public_hex}`",
+                f"pingjia device run: new identity {made.device} (public key {made.public_hex}); a technician "
+                "pairs it with `pingjia tech pair` on its console port, or an operator enters the pairing code it "
+                "shows with `pingjia hub claim CODE`",
                 file=sys.stderr,
             )
         loaded = identity.load(args.data)
