@@ -95,6 +95,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="rank by the lower bound of the 95%% Wilson interval of the satisfaction rate (fair to small counts)",
     )
+    report.add_argument("--compare", action="store_true", help="show the change against the period before")
+    report.add_argument(
+        "--flags",
+        action="store_true",
+        help="grade flags with their evidence (--period YYYY-MM): 非常不满意 in each of --flag-months months, "
+        "or in the bottom --bottom-share of the fair ranking in each of them",
+    )
+    report.add_argument("--flag-months", type=int, default=2, help="consecutive months a flag needs (default 2)")
+    report.add_argument(
+        "--bottom-share", type=float, default=0.1, help="the bottom of the ranking, as a share (default 0.1)"
+    )
     report.add_argument(
         "--min-ratings",
         type=int,
@@ -496,10 +507,11 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from hub import grades
     from hub.config import HubConfig
     from hub.errors import HubError, ReportError
     from hub.queries import Reader
-    from hub.report import aggregate, parse_period, ranked, render
+    from hub.report import Extras, aggregate, parse_period, ranked, render
     from runtime.settings import ConfigError, from_assignments
 
     try:
@@ -508,20 +520,32 @@ def _report(args: argparse.Namespace) -> int:
         minimum = config.rank_min_ratings if args.min_ratings is None else args.min_ratings
         if minimum < 1:
             raise ReportError(f"--min-ratings must be at least 1, got {minimum}")
+        score = config.timeout_score
         with Reader.open(args.db) as reader:
             rows = aggregate(reader, period, args.by, count_uninvited=config.count_uninvited)
-        standings = ranked(rows, timeout_score=config.timeout_score, minimum=minimum) if args.rank else None
-        print(
-            render(
-                rows,
-                by=args.by,
-                period=period,
-                fmt=args.format,
-                timeout_score=config.timeout_score,
-                standings=standings,
+            extras = Extras(
+                standings=ranked(rows, timeout_score=score, minimum=minimum) if args.rank else None,
                 minimum=minimum,
+                before=aggregate(reader, period.previous(), args.by, count_uninvited=config.count_uninvited)
+                if args.compare
+                else None,
+                flags=[
+                    {"rule": flag.rule, "key": flag.key, "evidence": flag.evidence}
+                    for flag in grades.flags(
+                        reader,
+                        period,
+                        by=args.by,
+                        months=args.flag_months,
+                        share=args.bottom_share,
+                        minimum=minimum,
+                        timeout_score=score,
+                        count_uninvited=config.count_uninvited,
+                    )
+                ]
+                if args.flags
+                else None,
             )
-        )
+        print(render(rows, by=args.by, period=period, fmt=args.format, timeout_score=score, extras=extras))
     except (ConfigError, HubError) as exc:
         return _fail("report", exc)
     return 0

@@ -26,7 +26,17 @@ from hub.errors import ReportError
 from hub.queries import Reader
 from hub.ranking import Standing, rank
 
-__all__ = ["DEFAULT_LABELS", "Figures", "Period", "ReportError", "aggregate", "parse_period", "ranked", "render"]
+__all__ = [
+    "DEFAULT_LABELS",
+    "Extras",
+    "Figures",
+    "Period",
+    "ReportError",
+    "aggregate",
+    "parse_period",
+    "ranked",
+    "render",
+]
 
 DEFAULT_LABELS = ("非常满意", "满意", "一般", "不满意", "非常不满意")  # levels 5..1
 GROUPINGS = ("staff", "department")
@@ -38,6 +48,25 @@ class Period:
     first: date
     last: date
     label: str
+
+    def previous(self) -> Period:
+        """The period of the same kind just before: the day, ISO week, month, quarter or year before,
+        or, for a range, as many days before."""
+        kind = _kind(self.label)
+        if kind == "month":
+            before = self.first - timedelta(days=1)
+            return _period(before.strftime("%Y-%m"))
+        if kind == "quarter":
+            before = self.first - timedelta(days=1)
+            return _period(f"{before.year}-Q{(before.month - 1) // 3 + 1}")
+        if kind == "year":
+            return _period(str(self.first.year - 1))
+        if kind == "week":
+            year, week, _day = (self.first - timedelta(days=7)).isocalendar()
+            return _period(f"{year}-W{week:02d}")
+        days = (self.last - self.first).days + 1
+        first, last = self.first - timedelta(days=days), self.first - timedelta(days=1)
+        return Period(first, last, first.isoformat() if days == 1 else f"{first.isoformat()}..{last.isoformat()}")
 
 
 _RANGE = re.compile(r"(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})")
@@ -53,6 +82,18 @@ def parse_period(text: str) -> Period:
         return _period(text)
     except ValueError as exc:
         raise ReportError(f"period {text!r}: {exc}") from None
+
+
+def _kind(label: str) -> str:
+    if _RANGE.fullmatch(label):
+        return "range"
+    if "-W" in label:
+        return "week"
+    if "-Q" in label:
+        return "quarter"
+    if re.fullmatch(r"\d{4}", label):
+        return "year"
+    return "month" if re.fullmatch(r"\d{4}-\d{2}", label) else "day"
 
 
 def _period(text: str) -> Period:
@@ -177,7 +218,11 @@ def _pad(text: str, width: int, right: bool) -> str:
 
 
 def _records(
-    rows: Iterable[Figures], by: str, timeout_score: int, standings: dict[str, Standing] | None = None
+    rows: Iterable[Figures],
+    by: str,
+    timeout_score: int,
+    standings: dict[str, Standing] | None = None,
+    before: dict[str, Figures] | None = None,
 ) -> list[dict[str, Any]]:
     out = []
     for f in rows:
@@ -201,8 +246,35 @@ def _records(
             standing = standings.get(f.key)
             record["satisfaction_low"] = _percent(standing.low if standing else None)
             record["satisfaction_high"] = _percent(standing.high if standing else None)
+        if before is not None:
+            earlier = before.get(f.key)
+            record["satisfaction_change"] = _change(
+                satisfaction, earlier.satisfaction(timeout_score) if earlier else None, 100
+            )
+            record["index_change"] = _change(
+                f.index(timeout_score), earlier.index(timeout_score) if earlier else None, 1
+            )
         out.append(record)
     return out
+
+
+def _change(now: Fraction | None, then: Fraction | None, scale: int) -> str:
+    """The change from `then` to `now` (times `scale`), signed, one decimal; "-" if either is missing."""
+    if now is None or then is None:
+        return "-"
+    text = _fixed((now - then) * scale, 1)
+    return text if text.startswith("-") else f"+{text}"
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What a report shows beside the figures: a fair ranking (`standings`, see `ranked`, with the
+    `minimum` it used), the figures of the period before (`before`), and grade flags (`flags`)."""
+
+    standings: dict[str, Standing] | None = None
+    minimum: int = 0
+    before: list[Figures] | None = None
+    flags: list[dict[str, Any]] | None = None
 
 
 def render(
@@ -213,48 +285,85 @@ def render(
     fmt: str,
     timeout_score: int,
     labels: tuple[str, ...] = DEFAULT_LABELS,
-    standings: dict[str, Standing] | None = None,
-    minimum: int = 0,
+    extras: Extras | None = None,
 ) -> str:
-    """The figures as an aligned table (with a total line), CSV, or JSON; with `standings` (see
-    `ranked`), ranked rows first in rank order, each with its rank and 95 % interval."""
+    """The figures as an aligned table (with a total line), CSV, or JSON; with a ranking, ranked rows
+    first in rank order, each with its rank and 95 % interval; with the period before, the changes."""
     if fmt not in FORMATS:
         raise ReportError(f"--format must be one of {FORMATS}, got {fmt!r}")
+    extras = extras or Extras()
     total = Figures(key="total")
     for row in rows:
         total.add(row)
+    standings = extras.standings
     if standings is not None:
         rows = sorted(rows, key=lambda f: _rank_order(standings.get(f.key), f.key))
-    records = _records(rows, by, timeout_score, standings)
+    earlier = None if extras.before is None else {row.key: row for row in extras.before}
+    records = _records(rows, by, timeout_score, standings, earlier)
+    total_record = _records([total], by, timeout_score)[0]
     if fmt == "json":
-        document = {
-            "period": period.label,
-            "by": by,
-            "timeout_score": timeout_score,
-            "labels": dict(zip(["n5", "n4", "n3", "n2", "n1"], labels, strict=True)),
-            "rows": records,
-            "total": _records([total], by, timeout_score)[0],
-        }
-        if standings is not None:
-            document["ranking"] = {
-                "by": "lower bound of the 95 % Wilson interval of the satisfaction rate",
-                "minimum_counted": minimum,
-            }
-        return json.dumps(document, ensure_ascii=False, indent=2)
+        return _json(
+            records, total_record, by=by, period=period, timeout_score=timeout_score, labels=labels, extras=extras
+        )
     if fmt == "csv":
         buffer = io.StringIO()
-        columns = list(records[0]) if records else list(_records([total], by, timeout_score)[0])
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=list(records[0] if records else total_record), lineterminator="\n")
         writer.writeheader()
         writer.writerows(records)
         return buffer.getvalue()
+    return _table(
+        records, total_record, by=by, period=period, timeout_score=timeout_score, labels=labels, extras=extras
+    )
+
+
+def _json(
+    records: list[dict[str, Any]],
+    total: dict[str, Any],
+    *,
+    by: str,
+    period: Period,
+    timeout_score: int,
+    labels: tuple[str, ...],
+    extras: Extras,
+) -> str:
+    document: dict[str, Any] = {
+        "period": period.label,
+        "by": by,
+        "timeout_score": timeout_score,
+        "labels": dict(zip(["n5", "n4", "n3", "n2", "n1"], labels, strict=True)),
+        "rows": records,
+        "total": total,
+    }
+    if extras.before is not None:
+        document["compared_with"] = period.previous().label
+    if extras.flags is not None:
+        document["flags"] = extras.flags
+    if extras.standings is not None:
+        document["ranking"] = {
+            "by": "lower bound of the 95 % Wilson interval of the satisfaction rate",
+            "minimum_counted": extras.minimum,
+        }
+    return json.dumps(document, ensure_ascii=False, indent=2)
+
+
+def _table(
+    records: list[dict[str, Any]],
+    total: dict[str, Any],
+    *,
+    by: str,
+    period: Period,
+    timeout_score: int,
+    labels: tuple[str, ...],
+    extras: Extras,
+) -> str:
     headers = {by: by, "name": "name", "department": "department"} if by == "staff" else {by: by}
     headers.update({f"n{level}": label for level, label in zip(range(5, 0, -1), labels, strict=True)})
     headers.update(unanswered="未评价", total="total", mean="mean", index="index", satisfaction="满意率%")
-    if standings is not None:
+    if extras.standings is not None:
         headers = {"rank": "rank", **headers, "satisfaction_low": "95% low", "satisfaction_high": "high"}
-    total_record = _records([total], by, timeout_score)[0]
-    table = [headers, *records, total_record]
+    if extras.before is not None:
+        headers.update(satisfaction_change="Δ满意率", index_change="Δindex")
+    table = [headers, *records, total]
     columns = list(headers)
     widths = {c: max(_width(str(r.get(c, ""))) for r in table) for c in columns}
     numeric = {c for c in columns if c not in (by, "name", "department")}
@@ -268,12 +377,24 @@ def render(
         if timeout_score
         else (f"period {period.label}; unanswered invitations are not counted")
     )
-    if standings is not None:
+    if extras.before is not None:
+        note += f"; Δ against {period.previous().label}"
+    if extras.standings is not None:
         note += (
-            f"; ranked by the lower bound of the 95 % Wilson interval of 满意率; fewer than {minimum} counted "
-            "ratings: not ranked (-)"
+            f"; ranked by the lower bound of the 95 % Wilson interval of 满意率; fewer than {extras.minimum} "
+            "counted ratings: not ranked (-)"
         )
-    return "\n".join([*lines, note])
+    return "\n".join([*lines, note, *_flag_lines(extras.flags or [])])
+
+
+def _flag_lines(flags: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for flag in flags:
+        evidence = "; ".join(
+            ", ".join(f"{name} {value}" for name, value in entry.items()) for entry in flag["evidence"]
+        )
+        lines.append(f"flag {flag['rule']}: {flag['key']} ({evidence})")
+    return lines
 
 
 def _rank_order(standing: Standing | None, key: str) -> tuple[int, int, str]:
