@@ -64,7 +64,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from hub.db import Database
-from hub.errors import HubError, RegistryError, StoreError
+from hub.errors import HubError, RegistryError
 from protocol import valid_device_id
 from protocol.topics import HUB_STATUS_FILTER, PREFIX
 
@@ -205,7 +205,7 @@ def add_broker_user(
     check_broker_user(username, role=role, device=device)
     if _HASH.fullmatch(password_hash) is None:
         raise RegistryError(f"password hash of {username} is not a Mosquitto $7$ hash (hash_password)")
-    _in_transaction(db)
+    db.require_transaction("broker account writes")
     if role == "terminal":
         device = username
     row = db.execute("SELECT role FROM broker_users WHERE username = ?", (username,)).fetchone()
@@ -229,7 +229,7 @@ def revoke_broker_user(db: Database, username: str, at_ms: int) -> None:
     Revoking a revoked account keeps its first revocation; RegistryError if there is no such account.
     The broker drops the account's connections when it rereads passwd (write_site, then SIGHUP).
     """
-    _in_transaction(db)
+    db.require_transaction("broker account writes")
     done = db.execute(
         "UPDATE broker_users SET revoked_ms = ? WHERE username = ? AND revoked_ms IS NULL", (at_ms, username)
     )
@@ -248,11 +248,6 @@ def broker_users(reader: Reader, now_ms: int) -> list[BrokerUser]:
         (now_ms,),
     ).fetchall()
     return [BrokerUser(str(u), str(h), str(r), d, int(a), None if e is None else int(e)) for u, h, r, d, a, e in rows]
-
-
-def _in_transaction(db: Database) -> None:
-    if not db.in_transaction:
-        raise StoreError("broker account writes run inside the writer's transaction (Writer.write)")
 
 
 def _now_ms() -> int:

@@ -54,7 +54,7 @@ from typing import Any, Final
 
 from hub import brokerconf
 from hub.db import Database
-from hub.errors import HubError, StoreError
+from hub.errors import HubError
 from hub.identity import HubKeys
 from hub.pairing import PairingError, check_pairable, check_technician, register_paired
 from hub.registry import RESERVED_PREFIXES
@@ -141,7 +141,7 @@ def enter_code(
         not valid_device_id(device) or any(device.startswith(prefix) for prefix in RESERVED_PREFIXES)
     ):
         raise ClaimError(f"device id {device!r} is not one a terminal can have")
-    _in_transaction(db)
+    db.require_transaction("claims")
     check_technician(db, by)
     row = db.execute(
         "SELECT used_ms, expires_ms, device, pubkey FROM pairing_codes WHERE code_hash = ?", (account,)
@@ -257,7 +257,7 @@ class ClaimDesk:
         None, with nothing written, for a request that is not answered. A write function
         (`Writer.write`): it raises only if the store fails (StoreError), or for a pairing the
         checks passed and the write then refused (PairingError; the transaction is rolled back)."""
-        _in_transaction(db)
+        db.require_transaction("claims")
         try:
             account, entry, request = self._checked(db, topic, payload, now_ms)
             password = brokerconf.new_password()
@@ -412,11 +412,6 @@ class ClaimDesk:
     def refresh_due(self) -> bool:
         """Whether a rewrite of the broker site is waiting for its moment."""
         return self._refresh_at is not None
-
-
-def _in_transaction(db: Database) -> None:
-    if not db.in_transaction:
-        raise StoreError("claims are written inside the writer's transaction (Writer.write)")
 
 
 # -- `pingjia hub claim` ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hub.db import Database
-from hub.errors import RegistryError, StoreError
+from hub.errors import RegistryError
 from hub.identity import HubKeys
 from protocol import Channel, Command, CommandName, ConfigDoc, encode_command, encode_config, topic
 from protocol.config import REMOTE_SETTINGS, SETTING_NAME
@@ -41,11 +41,6 @@ class Publication:
     retain: bool
 
 
-def _in_transaction(db: Database) -> None:
-    if not db.in_transaction:
-        raise StoreError("control writes run inside the writer's transaction (Writer.write)")
-
-
 def _live_device(db: Database, device: str) -> str:
     """The department of a registered terminal whose key is not revoked; RegistryError if not."""
     row = db.execute("SELECT department, revoked_ms FROM devices WHERE id = ?", (device,)).fetchone()
@@ -68,7 +63,7 @@ def next_command(
     now_ms: int,
 ) -> Publication:
     """A signed command for `device`, with the next value of its counter (a write function)."""
-    _in_transaction(db)
+    db.require_transaction("control writes")
     _live_device(db, device)
     if cmd is CommandName.LOGIN:
         if staff is None or db.execute("SELECT 1 FROM staff WHERE id = ?", (staff,)).fetchone() is None:
@@ -87,7 +82,7 @@ def set_config(
     db: Database, scope: str, target: str, assignments: Sequence[str], *, unset: Sequence[str] = (), now_ms: int
 ) -> None:
     """Set (NAME=VALUE) or unset settings of a department or a device (a write function)."""
-    _in_transaction(db)
+    db.require_transaction("control writes")
     if scope not in ("department", "device"):
         raise RegistryError(f"scope {scope!r} is not department or device")
     if scope == "device":
@@ -120,7 +115,7 @@ def _check_name(name: str) -> None:
 def config_documents(db: Database, keys: HubKeys, devices: Sequence[str], now_ms: int) -> list[Publication]:
     """A new signed configuration document for each of `devices` (a write function: it takes
     versions from the hub's counter and records them per device)."""
-    _in_transaction(db)
+    db.require_transaction("control writes")
     publications = []
     for device in devices:
         department = _live_device(db, device)

@@ -71,6 +71,12 @@ class Database:
     def has_table(self, name: str) -> bool:
         raise NotImplementedError
 
+    def require_transaction(self, what: str) -> None:
+        """StoreError unless inside the writer's transaction: `what` (e.g. "registry writes") is
+        written only there (Writer.write), so that each is one commit with the rest."""
+        if not self.in_transaction:
+            raise StoreError(f"{what} run inside the writer's transaction (Writer.write)")
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """One write transaction: committed (and made durable) on success, rolled back on any error."""

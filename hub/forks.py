@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 
 from hub.db import Database
-from hub.errors import RegistryError, StoreError
+from hub.errors import RegistryError
 from hub.store import rebuild_counts
 
 __all__ = ["settle"]
@@ -26,8 +26,7 @@ __all__ = ["settle"]
 
 def settle(db: Database, device: str, seq: int, *, keep: str, by: str, why: str) -> dict[str, object]:
     """Settle the open forks of `device` at `seq` (a write function); what was done, as a dict."""
-    if not db.in_transaction:
-        raise StoreError("settling a fork runs inside the writer's transaction (Writer.write)")
+    db.require_transaction("fork settlements")
     if keep not in ("stored", "other"):
         raise RegistryError(f"keep must be stored or other, not {keep!r}")
     if not by.strip():

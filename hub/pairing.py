@@ -33,7 +33,7 @@ from typing import Any, Final
 
 from hub import brokerconf
 from hub.db import Database
-from hub.errors import HubError, RegistryError, StoreError
+from hub.errors import HubError, RegistryError
 from hub.identity import HubKeys
 from hub.registry import check_device
 from protocol import AuthError, Reason, VerifyKey
@@ -95,7 +95,7 @@ def _check_name(name: str) -> None:
 def add_technician(db: Database, name: str, now_ms: int) -> None:
     """Register technician `name` (UTC ms `now_ms`); one that was revoked is active again."""
     _check_name(name)
-    _in_transaction(db)
+    db.require_transaction("pairing writes")
     row = db.execute("SELECT revoked_ms FROM technicians WHERE name = ?", (name,)).fetchone()
     if row is None:
         db.execute("INSERT INTO technicians(name, added_ms) VALUES (?, ?)", (name, now_ms))
@@ -109,7 +109,7 @@ def revoke_technician(db: Database, name: str, now_ms: int) -> None:
     (Terminals cannot tell, having no line to the hub's register: a credential's hours bound that.)
     PairingError if there is no such technician; revoking again keeps the first revocation.
     """
-    _in_transaction(db)
+    db.require_transaction("pairing writes")
     db.execute("UPDATE technicians SET revoked_ms = ? WHERE name = ? AND revoked_ms IS NULL", (now_ms, name))
     if db.execute("SELECT 1 FROM technicians WHERE name = ?", (name,)).fetchone() is None:
         raise PairingError(f"there is no technician {name!r} at this hub")
@@ -192,7 +192,7 @@ def register_paired(
     The same terminal paired again keeps its row, takes the new placement and a new password, and
     is active again if it was unpaired. PairingError as `check_pairable` says.
     """
-    _in_transaction(db)
+    db.require_transaction("pairing writes")
     check_pairable(db, device, pubkey)
     check_technician(db, tech)
     if db.execute("SELECT 1 FROM devices WHERE id = ?", (device,)).fetchone() is None:
@@ -217,7 +217,7 @@ def unpair(db: Database, device: str, now_ms: int, tech: str) -> None:
     PairingError if the hub does not know the terminal; unpairing one that is revoked already keeps
     its first revocation.
     """
-    _in_transaction(db)
+    db.require_transaction("pairing writes")
     check_technician(db, tech)
     row = db.execute("SELECT revoked_ms FROM devices WHERE id = ?", (device,)).fetchone()
     if row is None:
@@ -256,7 +256,7 @@ def replace(  # noqa: PLR0917 - called positionally through Writer.write, as its
     revoked earlier, and its broker account) and name its successor. The new terminal's account is
     returned (`password`, or a new one). `old`'s records stay valid; its row keeps its placement,
     for the history. PairingError as `check_replaceable` says."""
-    _in_transaction(db)
+    db.require_transaction("pairing writes")
     placement = check_replaceable(db, old, new_device, new_pubkey)
     account = register_paired(
         db,
@@ -307,11 +307,6 @@ def _event(db: Database, device: str, now_ms: int, kind: str, detail: str) -> No
         "INSERT INTO device_events(device, at_ms, t_device, kind, detail) VALUES (?, ?, ?, ?, ?)",
         (device, now_ms, now_ms, kind, detail),
     )
-
-
-def _in_transaction(db: Database) -> None:
-    if not db.in_transaction:
-        raise StoreError("pairing writes run inside the writer's transaction (Writer.write)")
 
 
 def _now_ms() -> int:

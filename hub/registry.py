@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from hub.db import Database
-from hub.errors import RegistryError, StoreError
+from hub.errors import RegistryError
 from protocol import DecodeError, VerifyKey, valid_device_id
 
 # Broker account names of the hub and of claims: no terminal may take one as its device id.
@@ -42,7 +42,7 @@ def check_staff(staff: str, department: str) -> None:
 def add_device(db: Database, device: str, pubkey: str, *, department: str = "", counter: str = "") -> None:
     """Register a terminal or change its department/counter; its key may not change silently."""
     check_device(device, pubkey)
-    _in_transaction(db)
+    db.require_transaction("registry writes")
     row = db.execute("SELECT pubkey FROM devices WHERE id = ?", (device,)).fetchone()
     if row is None:
         db.execute(
@@ -58,16 +58,11 @@ def add_device(db: Database, device: str, pubkey: str, *, department: str = "", 
 def add_staff(db: Database, staff: str, *, name: str = "", department: str) -> None:
     """Register a staff member, or move them to another department (from their next rating on)."""
     check_staff(staff, department)
-    _in_transaction(db)
+    db.require_transaction("registry writes")
     db.execute("DELETE FROM staff WHERE id = ?", (staff,))
     db.execute(
         "INSERT INTO staff(id, name, department, added_ms) VALUES (?, ?, ?, ?)", (staff, name, department, _now_ms())
     )
-
-
-def _in_transaction(db: Database) -> None:
-    if not db.in_transaction:
-        raise StoreError("registry writes run inside the writer's transaction (Writer.write)")
 
 
 def _now_ms() -> int:
