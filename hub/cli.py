@@ -81,45 +81,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     claim.add_command(sub)
     pairing.add_commands(sub)
 
-    report = commands.add_parser("report", help="figures per staff member or department for a period, ranked if asked")
-    _add_db(report)
-    report.add_argument(
-        "--period",
-        required=True,
-        help="YYYY-MM-DD, YYYY-Www (ISO week), YYYY-MM, YYYY-Qn, YYYY, or FIRST..LAST (days; site time zone)",
-    )
-    report.add_argument("--by", choices=["staff", "department"], default="staff")
-    report.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    report.add_argument(
-        "--rank",
-        action="store_true",
-        help="rank by the lower bound of the 95%% Wilson interval of the satisfaction rate (fair to small counts)",
-    )
-    report.add_argument("--compare", action="store_true", help="show the change against the period before")
-    report.add_argument(
-        "--flags",
-        action="store_true",
-        help="grade flags with their evidence (--period YYYY-MM): 非常不满意 in each of --flag-months months, "
-        "or in the bottom --bottom-share of the fair ranking in each of them",
-    )
-    report.add_argument("--flag-months", type=int, default=2, help="consecutive months a flag needs (default 2)")
-    report.add_argument(
-        "--bottom-share", type=float, default=0.1, help="the bottom of the ranking, as a share (default 0.1)"
-    )
-    report.add_argument(
-        "--min-ratings",
-        type=int,
-        help="counted ratings a row needs to be ranked (default: the hub setting rank_min_ratings, 30)",
-    )
-    report.add_argument(
-        "--set",
-        dest="settings",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="hub settings, e.g. timeout_score=0",
-    )
-    report.set_defaults(func=_report)
+    from hub import figures_cli
+
+    figures_cli.add_commands(sub)
+    figures_cli.add_report_command(commands)
 
 
 def _register_control(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -195,6 +160,13 @@ def _register_registry(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     add_staff.add_argument("--id", dest="staff_id", required=True)
     add_staff.add_argument("--name", default="")
     add_staff.add_argument("--department", required=True)
+    add_staff.add_argument(
+        "--since",
+        help="a move to another department takes effect from this day, YYYY-MM-DD (default: today, in the "
+        "time zone --set timezone=... says); their ratings of those days move with it. A new staff member "
+        "belongs there from the beginning",
+    )
+    add_staff.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE")
     add_staff.set_defaults(func=_add_staff)
 
     rejects = sub.add_parser("rejects", help="refused messages: counts per reason and the latest ones, as JSON")
@@ -230,6 +202,13 @@ def _register_registry(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     verify = sub.add_parser("verify", help="audit: check every stored record's own signature and chain link")
     _add_db(verify)
     verify.add_argument("--device", help="only this terminal")
+    verify.add_argument(
+        "--explained",
+        type=Path,
+        metavar="FILE",
+        help="check only the records in FILE (the JSON lines of `pingjia report --explain ... --format json`): "
+        "each one's signature, hash, and that the hub stores it as it is",
+    )
     verify.set_defaults(func=_verify)
 
 
@@ -425,15 +404,20 @@ def _add_device(args: argparse.Namespace) -> int:
 
 
 def _add_staff(args: argparse.Namespace) -> int:
-    from hub import registry
+    from hub import directory, registry
+    from hub.config import HubConfig
     from hub.errors import HubError
     from hub.writer import Writer
+    from runtime.settings import ConfigError, from_assignments
 
     try:
         registry.check_staff(args.staff_id, args.department)  # before anything is opened or created
+        if args.since is not None:
+            directory.check_day("--since", args.since)
+        since = args.since or directory.today(from_assignments(HubConfig, args.settings).timezone)
         with Writer.open(args.db) as writer:
-            writer.write(registry.add_staff, args.staff_id, name=args.name, department=args.department)
-    except HubError as exc:
+            writer.write(registry.add_staff, args.staff_id, name=args.name, department=args.department, since=since)
+    except (ConfigError, HubError) as exc:
         return _fail("hub add-staff", exc)
     print(json.dumps({"staff": args.staff_id, "name": args.name, "department": args.department}, ensure_ascii=False))
     return 0
@@ -493,59 +477,21 @@ def _settle_fork(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from hub.audit import audit
+    from hub.audit import audit, check_explained
     from hub.errors import HubError
     from hub.queries import Reader
 
     try:
         with Reader.open(args.db) as reader:
-            result = audit(reader, device=args.device)
+            if args.explained is not None:
+                try:
+                    lines = args.explained.read_text(encoding="utf-8").splitlines()
+                except (OSError, UnicodeDecodeError) as exc:
+                    raise HubError(f"{args.explained}: cannot be read: {exc}") from None
+                result = check_explained(reader, lines)
+            else:
+                result = audit(reader, device=args.device)
     except HubError as exc:
         return _fail("hub verify", exc)
     print(json.dumps(result, indent=2))
     return 0 if not result["problems"] else 1
-
-
-def _report(args: argparse.Namespace) -> int:
-    from hub import grades
-    from hub.config import HubConfig
-    from hub.errors import HubError, ReportError
-    from hub.queries import Reader
-    from hub.report import Extras, aggregate, parse_period, ranked, render
-    from runtime.settings import ConfigError, from_assignments
-
-    try:
-        config = from_assignments(HubConfig, args.settings)
-        period = parse_period(args.period)
-        minimum = config.rank_min_ratings if args.min_ratings is None else args.min_ratings
-        if minimum < 1:
-            raise ReportError(f"--min-ratings must be at least 1, got {minimum}")
-        score = config.timeout_score
-        with Reader.open(args.db) as reader:
-            rows = aggregate(reader, period, args.by, count_uninvited=config.count_uninvited)
-            extras = Extras(
-                standings=ranked(rows, timeout_score=score, minimum=minimum) if args.rank else None,
-                minimum=minimum,
-                before=aggregate(reader, period.previous(), args.by, count_uninvited=config.count_uninvited)
-                if args.compare
-                else None,
-                flags=[
-                    {"rule": flag.rule, "key": flag.key, "evidence": flag.evidence}
-                    for flag in grades.flags(
-                        reader,
-                        period,
-                        by=args.by,
-                        months=args.flag_months,
-                        share=args.bottom_share,
-                        minimum=minimum,
-                        timeout_score=score,
-                        count_uninvited=config.count_uninvited,
-                    )
-                ]
-                if args.flags
-                else None,
-            )
-        print(render(rows, by=args.by, period=period, fmt=args.format, timeout_score=score, extras=extras))
-    except (ConfigError, HubError) as exc:
-        return _fail("report", exc)
-    return 0

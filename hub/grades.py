@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from hub.errors import ReportError
+from hub.policy import Policy
 from hub.queries import Reader
 from hub.report import Figures, Period, aggregate, parse_period, ranked
 
@@ -49,12 +50,11 @@ def flags(
     reader: Reader,
     period: Period,
     *,
-    by: str = "staff",
+    level: str = "staff",
     months: int = 2,
     share: float = 0.1,
     minimum: int,
-    timeout_score: int,
-    count_uninvited: bool = False,
+    rules: list[Policy] | None = None,
 ) -> list[GradeFlag]:
     """Every grade flag raised by the `months` months ending with `period`, with its evidence."""
     if not 0 < share < 1:
@@ -62,9 +62,9 @@ def flags(
     figures: list[dict[str, Figures]] = []
     standings = []
     for month in months_ending(period, months):
-        rows = aggregate(reader, month, by, count_uninvited=count_uninvited)
-        figures.append({row.key: row for row in rows})
-        standings.append(ranked(rows, timeout_score=timeout_score, minimum=minimum))
+        rows = aggregate(reader, month, level, rules=rules).rows
+        figures.append({row.key: row for row in rows if row.known})
+        standings.append(ranked(rows, minimum=minimum))
     labels = [month.label for month in months_ending(period, months)]
     found: list[GradeFlag] = []
     keys = sorted(set().union(*figures))

@@ -29,9 +29,10 @@ import json
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Final
 
-from hub import brokerconf
+from hub import brokerconf, directory
 from hub.db import Database
 from hub.errors import HubError, RegistryError
 from hub.identity import HubKeys
@@ -195,16 +196,23 @@ def register_paired(
     db.require_transaction("pairing writes")
     check_pairable(db, device, pubkey)
     check_technician(db, tech)
-    if db.execute("SELECT 1 FROM devices WHERE id = ?", (device,)).fetchone() is None:
+    directory.lock(db)  # before the terminal's row: the order ingest takes them in
+    known = db.execute("SELECT counter FROM devices WHERE id = ?", (device,)).fetchone()
+    if known is None:
         db.execute(
             "INSERT INTO devices(id, pubkey, department, counter, added_ms, paired_by) VALUES (?, ?, ?, ?, ?, ?)",
             (device, pubkey, department, counter, now_ms, tech),
         )
+        if counter:
+            directory.set_placement(db, device, counter)  # from the beginning: nothing of it is stored yet
     else:
         db.execute(
-            "UPDATE devices SET department = ?, counter = ?, paired_by = ?, revoked_ms = NULL WHERE id = ?",
-            (department, counter, tech, device),
+            "UPDATE devices SET department = ?, paired_by = ?, revoked_ms = NULL WHERE id = ?",
+            (department, tech, device),
         )
+        if known[0] != counter:  # moved to another counter: from the day of this pairing on (UTC)
+            day = datetime.fromtimestamp(now_ms / 1000, UTC).date().isoformat()
+            directory.set_placement(db, device, counter or None, first_day=day)
     account = _broker_account(db, device, password)
     where = f"{department}/{counter}" + (f" at {site}" if site else "")
     _event(db, device, now_ms, "paired", f"paired by technician {tech}, {where}")

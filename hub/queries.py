@@ -10,14 +10,37 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
-from hub import schema
+from hub import rollups, schema
 from hub.db import Cursor, Database, open_database
 from hub.rows import DEVICE_COLUMNS, Bucket, DeviceEntry
 
 __all__ = ["Reader"]
+
+
+def _whole_months(first: date, last: date) -> tuple[tuple[str, str] | None, list[tuple[str, str]]]:
+    """Days first..last as (first month, last month) of the whole months in it, or None, and the
+    ranges of days around them, ISO text."""
+    start = first if first.day == 1 else (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    end_next = (
+        (last + timedelta(days=1)).replace(day=1) if (last + timedelta(days=1)).day != 1 else last + timedelta(days=1)
+    )
+    if start >= end_next:
+        return None, [(first.isoformat(), last.isoformat())]
+    last_month = (end_next - timedelta(days=1)).strftime("%Y-%m")
+    days = []
+    if first < start:
+        days.append((first.isoformat(), (start - timedelta(days=1)).isoformat()))
+    if end_next <= last:
+        days.append((end_next.isoformat(), last.isoformat()))
+    return (start.strftime("%Y-%m"), last_month), days
+
+
+def _bucket(row: Sequence[Any]) -> tuple[Bucket, int]:
+    return (str(row[0]), str(row[1]), str(row[2]), str(row[3]), str(row[4]), int(row[5]), str(row[6])), int(row[7])
+
 
 _DEVICES = f"SELECT {DEVICE_COLUMNS} FROM devices"  # noqa: S608 (constant names)
 
@@ -163,6 +186,14 @@ class Reader:
         ).fetchone()
         return int(row[0])
 
+    def chain_range(self, device: str, first: int, last: int) -> list[tuple[int, str, str]]:
+        """(seq, hash, canonical record) of the stored records of `device` with seqs first..last."""
+        rows = self.db.execute(
+            "SELECT seq, hash, record FROM ratings WHERE device = ? AND seq BETWEEN ? AND ? ORDER BY seq",
+            (device, first, last),
+        )
+        return [(int(seq), str(digest), str(record)) for seq, digest, record in rows]
+
     def chain(self, device: str) -> Iterator[tuple[int, str, str]]:
         """(seq, hash, canonical record) of every stored record of `device`, in seq order (the audit)."""
         for seq, digest, record in self.db.execute(
@@ -175,36 +206,134 @@ class Reader:
     def counts(self) -> list[tuple[Bucket, int]]:
         """daily_counts as ingest keeps it (cells that are not 0)."""
         rows = self.db.execute(
-            "SELECT day, staff, department, kind, score, flags, n FROM daily_counts WHERE n != 0"
+            "SELECT day, staff, department, counter, kind, score, flags, n FROM daily_counts WHERE n != 0"
         ).fetchall()
-        return sorted(((r[0], r[1], r[2], r[3], int(r[4]), r[5]), int(r[6])) for r in rows)
+        return sorted(_bucket(r) for r in rows)
 
     def recount(self) -> list[tuple[Bucket, int]]:
         """daily_counts as the ratings themselves say it should be (the audit, and tests)."""
-        rows = self.db.execute(
-            "SELECT day, staff, department, kind, coalesce(score, 0), flags, count(*) FROM ratings "
-            "WHERE staff IS NOT NULL AND superseded_by IS NULL "
-            "GROUP BY day, staff, department, kind, coalesce(score, 0), flags"
-        ).fetchall()
-        return sorted(((r[0], r[1], r[2], r[3], int(r[4]), r[5]), int(r[6])) for r in rows)
+        return sorted(_bucket(r) for r in self.db.execute(rollups.RECOUNT).fetchall())
 
-    def counts_by(
-        self, by: str, first: date, last: date, *, left_out: Sequence[str]
-    ) -> list[tuple[str, str, int | None, int]]:
-        """(staff or department, kind, score, count) from the daily counts of days first..last (the
-        site's dates), leaving out cells with any of the flags `left_out` (a report)."""
-        column = {"staff": "staff", "department": "department"}[by]
-        flag_filter = "".join(" AND flags NOT LIKE ?" for _ in left_out)
-        rows = self.db.execute(
-            f"SELECT {column}, kind, score, sum(n) FROM daily_counts "  # noqa: S608 - names and placeholders only
-            f"WHERE day BETWEEN ? AND ?{flag_filter} GROUP BY 1, 2, 3",
-            (first.isoformat(), last.isoformat(), *(f"%{flag}%" for flag in left_out)),
-        ).fetchall()
-        return [(str(key), str(kind), None if score is None else int(score), int(n)) for key, kind, score, n in rows]
+    def rollup_tables(self) -> dict[str, list[tuple[tuple[str | int, ...], int]]]:
+        """The coarser roll-ups as kept (cells that are not 0): {table: sorted [(cell, n)]}."""
+        found = {}
+        for table, keys in rollups.KEYS.items():
+            if table == "daily_counts":
+                continue
+            rows = self.db.execute(f"SELECT {keys}, n FROM {table} WHERE n != 0").fetchall()  # noqa: S608
+            found[table] = sorted((tuple(r[:-1]), int(r[-1])) for r in rows)
+        return found
+
+    def cells(
+        self, by: str, first: date, last: date, *, key: str | None = None
+    ) -> list[tuple[str, str, str, str, int, str, int]]:
+        """(staff, department, counter, kind, score, flags, n) of days first..last, from the monthly
+        roll-ups for whole months and the daily ones for the days around them; `by` "unit" reads
+        the units' roll-ups, where staff and counter are ''. `key`: one staff member (or unit) only.
+        """
+        if by not in ("staff", "unit"):
+            raise ValueError(f"cells by staff or unit, not {by!r}")
+        columns = "staff, department, counter" if by == "staff" else "'', department, ''"
+        key_column = "staff" if by == "staff" else "department"
+        daily, monthly = ("daily_counts", "monthly_counts") if by == "staff" else ("unit_days", "unit_months")
+        where_key = f" AND {key_column} = ?" if key is not None else ""
+        extra = (key,) if key is not None else ()
+        found: list[tuple[str, str, str, str, int, str, int]] = []
+        months, days = _whole_months(first, last)
+        reads = []
+        if months:
+            reads.append((monthly, "month", months[0], months[1]))
+        reads += [(daily, "day", lo, hi) for lo, hi in days]
+        for table, column, lo, hi in reads:
+            rows = self.db.execute(
+                f"SELECT {columns}, kind, score, flags, sum(n) FROM {table} "  # noqa: S608 - constant names
+                f"WHERE {column} BETWEEN ? AND ?{where_key} GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(n) != 0",
+                (lo, hi, *extra),
+            )
+            found += [(str(a), str(b), str(c), str(d), int(e), str(f), int(n)) for a, b, c, d, e, f, n in rows]
+        return found
 
     def staff_names(self) -> dict[str, tuple[str, str]]:
-        """{staff id: (name, department)}."""
+        """{staff id: (name, current unit)}."""
         return {r[0]: (r[1], r[2]) for r in self.db.execute("SELECT id, name, department FROM staff")}
+
+    def units(self) -> dict[str, tuple[str | None, str, str]]:
+        """{unit: (parent or None, kind, name)}: the organisation's tree."""
+        return {r[0]: (r[1], r[2], r[3]) for r in self.db.execute("SELECT id, parent, kind, name FROM units")}
+
+    def policy_rows(self) -> list[tuple[int, str, str]]:
+        """(version, first_day, JSON document) of every stored scoring policy."""
+        rows = self.db.execute("SELECT version, first_day, doc FROM policies ORDER BY version").fetchall()
+        return [(int(v), str(f), str(d)) for v, f, d in rows]
+
+    def terminals_of(self, staff: str, first: date, last: date) -> list[str]:
+        """The terminals a clerk's records came from on days first..last."""
+        rows = self.db.execute(
+            "SELECT DISTINCT device FROM device_days WHERE staff = ? AND day BETWEEN ? AND ? ORDER BY device",
+            (staff, first.isoformat(), last.isoformat()),
+        )
+        return [str(r[0]) for r in rows]
+
+    def spans(self, staff: str, first: date, last: date) -> list[tuple[str, str, int, int]]:
+        """(device, day, first_seq, last_seq) of a clerk's records on days first..last, in day order."""
+        rows = self.db.execute(
+            "SELECT device, day, first_seq, last_seq FROM device_days WHERE staff = ? AND day BETWEEN ? AND ? "
+            "ORDER BY day, device",
+            (staff, first.isoformat(), last.isoformat()),
+        )
+        return [(str(d), str(day), int(a), int(b)) for d, day, a, b in rows]
+
+    def device_spans(self, device: str, first: date, last: date) -> list[tuple[str, str, int, int]]:
+        """(staff, day, first_seq, last_seq) of every clerk's records on terminal `device`, days first..last."""
+        rows = self.db.execute(
+            "SELECT staff, day, first_seq, last_seq FROM device_days WHERE device = ? AND day BETWEEN ? AND ? "
+            "ORDER BY day, staff",
+            (device, first.isoformat(), last.isoformat()),
+        )
+        return [(str(s), str(day), int(a), int(b)) for s, day, a, b in rows]
+
+    def bindings(
+        self, first: date, last: date, *, staff: str | None = None, device: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Who worked at which terminal on days first..last (of one clerk, or one terminal): per day,
+        the seqs and times (UTC ms) of their first and last records there."""
+        column, key = ("staff", staff) if staff is not None else ("device", device)
+        rows = self.db.execute(
+            "SELECT day, device, staff, first_seq, last_seq, first_ms, last_ms FROM device_days "  # noqa: S608
+            f"WHERE {column} = ? AND day BETWEEN ? AND ? ORDER BY day, first_ms",
+            (key, first.isoformat(), last.isoformat()),
+        ).fetchall()
+        names = ("day", "device", "staff", "first_seq", "last_seq", "first_ms", "last_ms")
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def members(self, units: Sequence[str], first: date, last: date) -> list[str]:
+        """The staff who belonged to any of `units` on some day of first..last."""
+        found: set[str] = set()
+        for unit in units:
+            rows = self.db.execute(
+                "SELECT staff FROM memberships WHERE unit = ? AND first_day <= ? "
+                "AND (last_day IS NULL OR last_day >= ?)",
+                (unit, last.isoformat(), first.isoformat()),
+            )
+            found.update(str(r[0]) for r in rows)
+        return sorted(found)
+
+    def placed(self, counter: str, first: date, last: date) -> list[str]:
+        """The terminals that stood at `counter` on some day of first..last."""
+        rows = self.db.execute(
+            "SELECT DISTINCT device FROM placements WHERE counter = ? AND first_day <= ? "
+            "AND (last_day IS NULL OR last_day >= ?) ORDER BY device",
+            (counter, last.isoformat(), first.isoformat()),
+        )
+        return [str(r[0]) for r in rows]
+
+    def ratings_in(self, device: str, first_seq: int, last_seq: int) -> Iterator[tuple[Any, ...]]:
+        """Stored ratings of `device` with seqs first_seq..last_seq, as explained (hub.explain)."""
+        yield from self.db.execute(
+            "SELECT device, seq, day, at_ms, kind, staff, score, flags, department, counter, superseded_by, "
+            "invalidated, hash, record FROM ratings WHERE device = ? AND seq BETWEEN ? AND ? ORDER BY seq",
+            (device, first_seq, last_seq),
+        )
 
     # -- refusals -----------------------------------------------------------------------------------
 

@@ -18,12 +18,14 @@ from hub.clock import Clock
 from hub.prepare import Prepared
 from hub.rows import DeviceEntry, RatingRow
 from hub.store import Store
-from protocol import AuthError, Batch, Kind, ProtocolError, Reason, Rejection, verify_batch
+from protocol import AuthError, Batch, Kind, ProtocolError, Rating, Reason, Rejection, verify_batch
 
 if TYPE_CHECKING:
     from hub.ingest import Outcome
 
-__all__ = ["Ratings"]
+__all__ = ["NO_REASON", "Ratings"]
+
+NO_REASON = "noreason"
 
 
 @dataclass(slots=True)
@@ -48,13 +50,12 @@ class Ratings:
         self._counters = counters
         self.pubkeys: dict[str, str] = {}  # {device: public key hex} of the terminals seen so far
         self._terminals: dict[str, _Terminal] = {}
-        self._departments: dict[str, str | None] = {}  # staff -> department (None: not registered)
 
     def forget(self) -> None:
-        """Drop the terminals' rows and clerks' departments remembered (another connection may have
-        changed them, or the transaction that read them failed)."""
+        """Drop the terminals' rows and the directory's history remembered (another connection may
+        have changed them, or the transaction that read them failed)."""
         self._terminals.clear()
-        self._departments.clear()
+        self._store.forget()
 
     def end_group(self) -> None:
         """Inside the group's transaction, before its commit: write the watermarks that moved."""
@@ -97,7 +98,7 @@ class Ratings:
         else:
             around = self._store.chain_around(device, first, last)
         self._check_chain(device, batch, around, outcome)
-        rows = self._rows(batch, around, entry.department, entry.counter, now_ms)
+        rows = self._rows(batch, around, now_ms)
         self._check_revoked(entry, rows)
         if rows:
             self._store_rows(device, rows, ahead=terminal.max_seq > rows[-1].seq)
@@ -191,16 +192,17 @@ class Ratings:
             seq=seq,
         )
 
-    def _rows(
-        self, batch: Batch, around: dict[int, tuple[str, str]], department: str, counter: str, now_ms: int
-    ) -> list[RatingRow]:
-        place, day = self._clock.place, self._clock.day
+    def _rows(self, batch: Batch, around: dict[int, tuple[str, str]], now_ms: int) -> list[RatingRow]:
+        """New records as rows, each placed in time and attributed to its clerk's unit and its
+        terminal's counter of that day (hub.store.Store.attribution)."""
+        place, day_of, attribution = self._clock.place, self._clock.day, self._store.attribution
         rows = []
         for record, body, digest in zip(batch.records, batch.bodies, batch.hashes, strict=True):
             if record.seq in around:
                 continue
             at_ms, source = place(record, now_ms)
-            staff_department = self._department(record.staff) if record.staff is not None else None
+            day = day_of(at_ms)
+            unit, counter = attribution(record.staff, record.device, day)
             rows.append(
                 RatingRow(
                     device=record.device,
@@ -209,12 +211,12 @@ class Ratings:
                     staff=record.staff,
                     score=record.score,
                     amends=record.amends,
-                    flags=",".join(flag.value for flag in record.flags),
-                    department=staff_department or department,
+                    flags=_flags(record),
+                    department=unit,
                     counter=counter,
                     t_device=record.t,
                     at_ms=at_ms,
-                    day=day(at_ms),
+                    day=day,
                     stored_ms=now_ms,
                     prev=record.prev,
                     hash=digest,
@@ -242,12 +244,6 @@ class Ratings:
                 seq=late[0],
             )
 
-    def _department(self, staff: str) -> str | None:
-        """The clerk's department, read once per group at most (see Ingest.begin_group)."""
-        if staff not in self._departments:
-            self._departments[staff] = self._store.staff_department(staff)
-        return self._departments[staff]
-
     def _store_rows(self, device: str, rows: list[RatingRow], *, ahead: bool) -> None:
         self._store.add_ratings(rows)
         if ahead or any(row.amends is not None for row in rows):
@@ -266,3 +262,12 @@ class Ratings:
             ]
         for amended, by in pairs:
             self._store.supersede(device, amended, by)
+
+
+def _flags(record: Rating) -> str:
+    """The record's own flags, and `noreason` for a bad rating (level 1 or 2) given without a reason
+    (a fact the scoring policy may act on: "a bad rating needs a reason")."""
+    flags = [flag.value for flag in record.flags]
+    if record.kind is not Kind.TIMEOUT and record.score is not None and record.score <= 2 and not record.reasons:
+        flags.append(NO_REASON)
+    return ",".join(flags)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+from hub import directory
 from hub.db import Database
 from hub.errors import RegistryError
 from protocol import DecodeError, VerifyKey, valid_device_id
@@ -39,30 +40,58 @@ def check_staff(staff: str, department: str) -> None:
         raise RegistryError(f"staff {staff} needs a department")
 
 
-def add_device(db: Database, device: str, pubkey: str, *, department: str = "", counter: str = "") -> None:
-    """Register a terminal or change its department/counter; its key may not change silently."""
+def add_device(
+    db: Database, device: str, pubkey: str, *, department: str = "", counter: str = "", since: str | None = None
+) -> None:
+    """Register a terminal or change its department/counter; its key may not change silently.
+
+    A new terminal stands at `counter` from the beginning; a terminal moved to another counter
+    stands there from `since` (default: today, UTC), and its ratings of those days move with it
+    (hub.directory.set_placement).
+    """
     check_device(device, pubkey)
-    db.require_transaction("registry writes")
-    row = db.execute("SELECT pubkey FROM devices WHERE id = ?", (device,)).fetchone()
+    directory.lock(db)  # before any row of devices: the order ingest takes them in
+    row = db.execute("SELECT pubkey, counter FROM devices WHERE id = ?", (device,)).fetchone()
     if row is None:
         db.execute(
             "INSERT INTO devices(id, pubkey, department, counter, added_ms) VALUES (?, ?, ?, ?, ?)",
             (device, pubkey, department, counter, _now_ms()),
         )
-    elif row[0] != pubkey:
+        if counter:
+            directory.set_placement(db, device, counter, first_day=since or directory.BEGINNING)
+        return
+    if row[0] != pubkey:
         raise RegistryError(f"device {device} is registered with another key; re-pairing replaces keys")
-    else:
-        db.execute("UPDATE devices SET department = ?, counter = ? WHERE id = ?", (department, counter, device))
+    db.execute("UPDATE devices SET department = ? WHERE id = ?", (department, device))
+    if row[1] != counter:
+        directory.set_placement(db, device, counter or None, first_day=since or directory.today())
 
 
-def add_staff(db: Database, staff: str, *, name: str = "", department: str) -> None:
-    """Register a staff member, or move them to another department (from their next rating on)."""
+def add_staff(db: Database, staff: str, *, name: str = "", department: str, since: str | None = None) -> None:
+    """Register a staff member in a unit (made a top-level department if the directory does not
+    have it), or move them to another unit.
+
+    A new staff member belongs there from the beginning, so that ratings stored before they were
+    known follow; a move to another unit takes effect from `since` (default: today, UTC), and their
+    ratings of those days move with it (hub.directory.set_membership).
+    """
     check_staff(staff, department)
-    db.require_transaction("registry writes")
-    db.execute("DELETE FROM staff WHERE id = ?", (staff,))
-    db.execute(
-        "INSERT INTO staff(id, name, department, added_ms) VALUES (?, ?, ?, ?)", (staff, name, department, _now_ms())
+    directory.lock(db)
+    if db.execute("SELECT 1 FROM units WHERE id = ?", (department,)).fetchone() is None:
+        directory.set_unit(db, department, parent=None, kind="department", name=department)
+    known = db.execute("SELECT department FROM staff WHERE id = ?", (staff,)).fetchone()
+    status = db.execute("SELECT status, photo FROM staff WHERE id = ?", (staff,)).fetchone()
+    directory.set_staff(
+        db,
+        staff,
+        name=name,
+        status="active" if status is None else status[0],
+        photo="" if status is None else status[1],
     )
+    if known is None:
+        directory.set_membership(db, staff, department)
+    elif known[0] != department:
+        directory.set_membership(db, staff, department, first_day=since or directory.today())
 
 
 def _now_ms() -> int:

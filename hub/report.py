@@ -1,11 +1,13 @@
-"""Figures per staff member or department for a period: counts per level, mean, a 0..100 index,
-satisfaction, and a fair ranking.
+"""Figures per staff member, counter, department, site or unit for a period: counts per level,
+mean, a 0..100 index, satisfaction, points, and a fair ranking.
 
-Every figure is computed from counts (exact fractions, rounded only when shown). Counted: ratings of
-a logged-in staff member, the latest version of each (an amend replaces what it amends), misuse left
-out, and presses made without an invitation left out unless `count_uninvited` is set. An invitation
-with no press counts as the level `timeout_score` says (0: not counted), and is always shown in its
-own column so that the number can be traced.
+Every figure is computed from the roll-ups (hub.rollups; exact fractions, rounded only when shown),
+each stretch of days judged by the scoring policy that applies to it (hub.policy): which records are
+left out and how many each exclusion removed, how an unanswered invitation counts (always also
+shown in its own column, so that the number can be traced), and the points. A rating counts for
+the unit its clerk belonged to on its day; a department's figures take in its sections', a site's
+the whole tree's. A clerk the directory does not know is shown as an unknown clerk with their
+terminals, and counted for no unit.
 """
 
 from __future__ import annotations
@@ -23,23 +25,28 @@ from fractions import Fraction
 from typing import Any
 
 from hub.errors import ReportError
+from hub.policy import EXCLUSIONS, Policy, policies, segments
 from hub.queries import Reader
 from hub.ranking import Standing, rank
 
 __all__ = [
     "DEFAULT_LABELS",
+    "LEVELS",
+    "UNKNOWN_CLERK",
     "Extras",
     "Figures",
     "Period",
+    "Report",
     "ReportError",
     "aggregate",
+    "book",
     "parse_period",
     "ranked",
     "render",
+    "roll_up",
 ]
 
 DEFAULT_LABELS = ("非常满意", "满意", "一般", "不满意", "非常不满意")  # levels 5..1
-GROUPINGS = ("staff", "department")
 FORMATS = ("table", "csv", "json")
 
 
@@ -126,72 +133,184 @@ def _period(text: str) -> Period:
     return Period(day, day, text)
 
 
+LEVELS = ("staff", "counter", "department", "site", "unit")
+UNKNOWN_CLERK = "unknown clerk"
+
+
 @dataclass
 class Figures:
+    """The figures of one row: a staff member, counter or unit, over a period.
+
+    `levels` are the presses counted per level; `as_timeout` the unanswered invitations the policy
+    counted as a level; `unanswered` every unanswered invitation, counted or not; `excluded` how
+    many records each exclusion left out; `points` the policy's points of everything counted.
+    """
+
     key: str
     name: str = ""
     department: str = ""
     levels: dict[int, int] = field(default_factory=lambda: dict.fromkeys(range(5, 0, -1), 0))
+    as_timeout: dict[int, int] = field(default_factory=lambda: dict.fromkeys(range(5, 0, -1), 0))
     unanswered: int = 0
+    excluded: dict[str, int] = field(default_factory=lambda: dict.fromkeys(EXCLUSIONS, 0))
+    points: int = 0
+    known: bool = True
+    where: str = ""  # an unknown clerk's terminals and counters
 
-    def counted(self, timeout_score: int) -> dict[int, int]:
-        counts = dict(self.levels)
-        if timeout_score:
-            counts[timeout_score] += self.unanswered
-        return counts
+    def counted(self) -> dict[int, int]:
+        return {level: n + self.as_timeout[level] for level, n in self.levels.items()}
 
-    def total(self, timeout_score: int) -> int:
-        return sum(self.counted(timeout_score).values())
+    def total(self) -> int:
+        return sum(self.counted().values())
 
-    def mean(self, timeout_score: int) -> Fraction | None:
-        counts = self.counted(timeout_score)
+    def mean(self) -> Fraction | None:
+        counts = self.counted()
         total = sum(counts.values())
         return Fraction(sum(level * n for level, n in counts.items()), total) if total else None
 
-    def satisfaction(self, timeout_score: int) -> Fraction | None:
+    def satisfaction(self) -> Fraction | None:
         """Share of levels 5 and 4 among everything counted."""
-        counts = self.counted(timeout_score)
+        counts = self.counted()
         total = sum(counts.values())
         return Fraction(counts[5] + counts[4], total) if total else None
 
-    def index(self, timeout_score: int) -> Fraction | None:
+    def index(self) -> Fraction | None:
         """A 0..100 index: the levels count 100, 75, 50, 25 and 0 (as HappyOrNot's index is made)."""
-        mean = self.mean(timeout_score)
+        mean = self.mean()
         return None if mean is None else (mean - 1) * 25
 
     def add(self, other: Figures) -> None:
-        for level, n in other.levels.items():
-            self.levels[level] += n
+        for level in self.levels:
+            self.levels[level] += other.levels[level]
+            self.as_timeout[level] += other.as_timeout[level]
+        for reason in self.excluded:
+            self.excluded[reason] += other.excluded[reason]
         self.unanswered += other.unanswered
+        self.points += other.points
 
-
-def aggregate(reader: Reader, period: Period, by: str, *, count_uninvited: bool = False) -> list[Figures]:
-    """Figures per group, from the daily counts the hub keeps as it stores ratings."""
-    if by not in GROUPINGS:
-        raise ReportError(f"--by must be one of {GROUPINGS}, got {by!r}")
-    left_out = ["misuse"] if count_uninvited else ["misuse", "uninvited"]
-    rows = reader.counts_by(by, period.first, period.last, left_out=left_out)
-    names = reader.staff_names()
-    figures: dict[str, Figures] = {}
-    for key, kind, score, count in rows:
-        entry = figures.get(key)
-        if entry is None:
-            name, department = names.get(key, ("", "")) if by == "staff" else ("", key)
-            entry = figures[key] = Figures(key=key, name=name, department=department)
+    def count(self, kind: str, score: int, flags: str, n: int, policy: Policy) -> None:
+        """Add a roll-up cell of `n` records, judged by `policy`."""
+        reason = policy.excluded_by(flags)
+        if reason is not None:
+            self.excluded[reason] += n
+            return
         if kind == "timeout":
-            entry.unanswered += count
-        elif score:
-            entry.levels[score] += count
-    return [figures[key] for key in sorted(figures)]
+            self.unanswered += n
+            if policy.timeout:
+                self.as_timeout[policy.timeout] += n
+                self.points += policy.points[policy.timeout] * n
+        elif 1 <= score <= 5:
+            self.levels[score] += n
+            self.points += policy.points[score] * n
 
 
-def ranked(rows: list[Figures], *, timeout_score: int, minimum: int) -> dict[str, Standing]:
+@dataclass
+class Report:
+    """A report's rows and what it rests on: the policies applied, per stretch of days, and the
+    records counted for no row (clerks the directory did not know on their day, at unit levels)."""
+
+    rows: list[Figures]
+    level: str
+    policies: list[tuple[str, str, Policy]]  # (first day, last day, policy)
+    unattributed: Figures = field(default_factory=lambda: Figures(key=""))
+
+
+def book(reader: Reader, fallback: Policy) -> list[Policy]:
+    """The scoring policies stored at the hub, after `fallback` (the hub's settings)."""
+    try:
+        return policies(reader.policy_rows(), fallback)
+    except ReportError as exc:
+        raise ReportError(f"a stored policy is unreadable: {exc}") from None
+
+
+def aggregate(
+    reader: Reader, period: Period, level: str = "staff", *, rules: list[Policy] | None = None, key: str | None = None
+) -> Report:
+    """Figures per row of `level` for `period`, from the roll-ups, each stretch of days judged by
+    the policy that applies to it (`rules`: the policy book; default: the built-in policy).
+
+    `key`: one staff member's (or unit's, at unit levels: its own roll-up only) figures."""
+    if level not in LEVELS:
+        raise ReportError(f"--level must be one of {LEVELS}, got {level!r}")
+    rules = rules or [Policy()]
+    stretches = segments(rules, period.first, period.last)
+    by_staff = level in ("staff", "counter")
+    names = reader.staff_names() if level == "staff" else {}
+    tree = reader.units()
+    rows: dict[str, Figures] = {}
+    unattributed = Figures(key="")
+    seen: dict[str, set[str]] = {}
+    for first, last, policy in stretches:
+        for staff, department, counter, kind, score, flags, n in reader.cells(
+            "staff" if by_staff else "unit", first, last, key=key
+        ):
+            row_keys = _row_keys(tree, level, staff, department, counter)
+            if not row_keys:
+                unattributed.count(kind, score, flags, n, policy)
+                continue
+            for row_key in row_keys:
+                entry = rows.get(row_key)
+                if entry is None:
+                    entry = rows[row_key] = _row(row_key, level, names, tree)
+                entry.count(kind, score, flags, n, policy)
+                if level == "staff" and department:
+                    seen.setdefault(row_key, set()).add(department)
+    for staff, units in seen.items():
+        rows[staff].department = ",".join(sorted(units))
+    for entry in rows.values():
+        if not entry.known:
+            entry.where = ", ".join(reader.terminals_of(entry.key, period.first, period.last))
+    return Report(
+        rows=[rows[k] for k in sorted(rows)],
+        level=level,
+        policies=[(a.isoformat(), b.isoformat(), p) for a, b, p in stretches],
+        unattributed=unattributed,
+    )
+
+
+Tree = dict[str, tuple[str | None, str, str]]  # {unit: (parent, kind, name)}
+
+
+def _row_keys(tree: Tree, level: str, staff: str, department: str, counter: str) -> list[str]:
+    """The rows a cell counts in at `level`: none for an unknown clerk's cell at a unit level."""
+    if level == "staff":
+        return [staff]
+    if level == "counter":
+        return [counter]
+    return roll_up(tree, department, level) if department else []
+
+
+def _row(key: str, level: str, names: dict[str, tuple[str, str]], tree: Tree) -> Figures:
+    if level == "staff":
+        known = key in names
+        return Figures(key=key, name=names[key][0] if known else UNKNOWN_CLERK, known=known)
+    if level == "counter":
+        return Figures(key=key, name=key)
+    return Figures(key=key, name=tree[key][2] if key in tree else key)
+
+
+def roll_up(tree: dict[str, tuple[str | None, str, str]], unit: str, level: str) -> list[str]:
+    """The rows a unit's cells count in: its department (the nearest unit of kind department
+    above or at it, else itself), its site (the top of its tree), or every unit up the tree."""
+    chain = [unit]
+    while chain[-1] in tree and tree[chain[-1]][0] is not None and len(chain) < 100:
+        chain.append(str(tree[chain[-1]][0]))
+    if level == "unit":
+        return chain
+    if level == "site":
+        return [chain[-1]]
+    return next(([u] for u in chain if u in tree and tree[u][1] == "department"), [unit])
+
+
+def ranked(rows: list[Figures], *, minimum: int) -> dict[str, Standing]:
     """Each row's standing by the lower bound of the 95 % Wilson interval of its satisfaction rate
-    (hub.ranking); rows with fewer than `minimum` counted ratings are not ranked."""
+    (hub.ranking); rows with fewer than `minimum` counted ratings are not ranked. Unknown clerks
+    are never ranked."""
     counts = []
     for row in rows:
-        counted = row.counted(timeout_score)
-        counts.append((row.key, counted[5] + counted[4], sum(counted.values())))
+        if row.known:
+            counted = row.counted()
+            counts.append((row.key, counted[5] + counted[4], sum(counted.values())))
     return rank(counts, minimum=minimum)
 
 
@@ -219,41 +338,39 @@ def _pad(text: str, width: int, right: bool) -> str:
 
 def _records(
     rows: Iterable[Figures],
-    by: str,
-    timeout_score: int,
+    level: str,
     standings: dict[str, Standing] | None = None,
     before: dict[str, Figures] | None = None,
 ) -> list[dict[str, Any]]:
     out = []
     for f in rows:
-        record: dict[str, Any] = {by: f.key}
+        record: dict[str, Any] = {level: f.key}
         if standings is not None:
             standing = standings.get(f.key)
             record["rank"] = standing.rank if standing is not None and standing.rank is not None else "-"
-        if by == "staff":
-            record["name"] = f.name
-            record["department"] = f.department
+        record["name"] = f.name
+        if level == "staff":
+            record["department"] = f.department if f.known else f.where
         record.update({f"n{level}": f.levels[level] for level in range(5, 0, -1)})
-        mean, satisfaction = f.mean(timeout_score), f.satisfaction(timeout_score)
+        mean, satisfaction = f.mean(), f.satisfaction()
         record.update(
             unanswered=f.unanswered,
-            total=f.total(timeout_score),
+            total=f.total(),
             mean=_fixed(mean, 2),
-            index=_fixed(f.index(timeout_score), 1),
+            index=_fixed(f.index(), 1),
             satisfaction=_fixed(satisfaction * 100 if satisfaction is not None else None, 1),
+            points=f.points,
+            left_out=sum(f.excluded.values()),
         )
+        record.update({f"left_out_{reason}": n for reason, n in f.excluded.items()})
         if standings is not None:
             standing = standings.get(f.key)
             record["satisfaction_low"] = _percent(standing.low if standing else None)
             record["satisfaction_high"] = _percent(standing.high if standing else None)
         if before is not None:
             earlier = before.get(f.key)
-            record["satisfaction_change"] = _change(
-                satisfaction, earlier.satisfaction(timeout_score) if earlier else None, 100
-            )
-            record["index_change"] = _change(
-                f.index(timeout_score), earlier.index(timeout_score) if earlier else None, 1
-            )
+            record["satisfaction_change"] = _change(satisfaction, earlier.satisfaction() if earlier else None, 100)
+            record["index_change"] = _change(f.index(), earlier.index() if earlier else None, 1)
         out.append(record)
     return out
 
@@ -278,62 +395,63 @@ class Extras:
 
 
 def render(
-    rows: list[Figures],
+    report: Report,
     *,
-    by: str,
     period: Period,
     fmt: str,
-    timeout_score: int,
     labels: tuple[str, ...] = DEFAULT_LABELS,
     extras: Extras | None = None,
 ) -> str:
     """The figures as an aligned table (with a total line), CSV, or JSON; with a ranking, ranked rows
-    first in rank order, each with its rank and 95 % interval; with the period before, the changes."""
+    first in rank order, each with its rank and 95 % interval; with the period before, the changes.
+    Each says the policies it applied and how many records each exclusion left out."""
     if fmt not in FORMATS:
         raise ReportError(f"--format must be one of {FORMATS}, got {fmt!r}")
     extras = extras or Extras()
-    total = Figures(key="total")
+    level, rows = report.level, report.rows
+    total = Figures(key="total", name="")
     for row in rows:
         total.add(row)
     standings = extras.standings
     if standings is not None:
         rows = sorted(rows, key=lambda f: _rank_order(standings.get(f.key), f.key))
     earlier = None if extras.before is None else {row.key: row for row in extras.before}
-    records = _records(rows, by, timeout_score, standings, earlier)
-    total_record = _records([total], by, timeout_score)[0]
+    records = _records(rows, level, standings, earlier)
+    total_record = _records([total], level)[0]
     if fmt == "json":
-        return _json(
-            records, total_record, by=by, period=period, timeout_score=timeout_score, labels=labels, extras=extras
-        )
+        return _json(records, total_record, report=report, period=period, labels=labels, extras=extras)
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(records[0] if records else total_record), lineterminator="\n")
         writer.writeheader()
         writer.writerows(records)
         return buffer.getvalue()
-    return _table(
-        records, total_record, by=by, period=period, timeout_score=timeout_score, labels=labels, extras=extras
-    )
+    return _table(records, total_record, report=report, period=period, labels=labels, extras=extras)
+
+
+def _policy_notes(report: Report) -> list[dict[str, Any]]:
+    return [{"first_day": a, "last_day": b, **p.as_json()} for a, b, p in report.policies]
 
 
 def _json(
     records: list[dict[str, Any]],
     total: dict[str, Any],
     *,
-    by: str,
+    report: Report,
     period: Period,
-    timeout_score: int,
     labels: tuple[str, ...],
     extras: Extras,
 ) -> str:
     document: dict[str, Any] = {
         "period": period.label,
-        "by": by,
-        "timeout_score": timeout_score,
+        "level": report.level,
+        "policies": _policy_notes(report),
         "labels": dict(zip(["n5", "n4", "n3", "n2", "n1"], labels, strict=True)),
         "rows": records,
         "total": total,
     }
+    if report.level not in ("staff", "counter"):
+        document["unattributed"] = _records([report.unattributed], report.level)[0] | {report.level: None}
     if extras.before is not None:
         document["compared_with"] = period.previous().label
     if extras.flags is not None:
@@ -350,15 +468,20 @@ def _table(
     records: list[dict[str, Any]],
     total: dict[str, Any],
     *,
-    by: str,
+    report: Report,
     period: Period,
-    timeout_score: int,
     labels: tuple[str, ...],
     extras: Extras,
 ) -> str:
-    headers = {by: by, "name": "name", "department": "department"} if by == "staff" else {by: by}
-    headers.update({f"n{level}": label for level, label in zip(range(5, 0, -1), labels, strict=True)})
-    headers.update(unanswered="未评价", total="total", mean="mean", index="index", satisfaction="满意率%")
+    level = report.level
+    headers = {level: level, "name": "name"}
+    if level == "staff":
+        headers["department"] = "department"
+    headers.update({f"n{n}": label for n, label in zip(range(5, 0, -1), labels, strict=True)})
+    headers.update(
+        unanswered="未评价", total="total", mean="mean", index="index", satisfaction="满意率%", points="points"
+    )
+    headers["left_out"] = "left out"
     if extras.standings is not None:
         headers = {"rank": "rank", **headers, "satisfaction_low": "95% low", "satisfaction_high": "high"}
     if extras.before is not None:
@@ -366,25 +489,48 @@ def _table(
     table = [headers, *records, total]
     columns = list(headers)
     widths = {c: max(_width(str(r.get(c, ""))) for r in table) for c in columns}
-    numeric = {c for c in columns if c not in (by, "name", "department")}
+    numeric = {c for c in columns if c not in (level, "name", "department")}
     lines = []
     for index, record in enumerate(table):
         if index == len(table) - 1:
             lines.append("  ".join("-" * widths[c] for c in columns))
         lines.append("  ".join(_pad(str(record.get(c, "")), widths[c], c in numeric) for c in columns).rstrip())
-    note = (
-        f"period {period.label}; an unanswered invitation counts as level {timeout_score}"
-        if timeout_score
-        else (f"period {period.label}; unanswered invitations are not counted")
-    )
+    notes = [f"period {period.label}"]
+    for first, last, policy in report.policies:
+        timeout = (
+            f"an unanswered invitation counts as level {policy.timeout}"
+            if policy.timeout
+            else "unanswered invitations are not counted"
+        )
+        notes.append(
+            f"policy v{policy.version} ({policy.name}) for {first}..{last}: {timeout}; leaves out "
+            + ", ".join(
+                r for r in EXCLUSIONS if r in policy.exclude or (r == "uninvited" and not policy.count_uninvited)
+            )
+        )
+    left = {reason: n for reason, n in total_excluded(report).items() if n}
+    notes.append("records left out: " + (", ".join(f"{reason} {n}" for reason, n in left.items()) if left else "none"))
+    if level not in ("staff", "counter") and report.unattributed.total() + sum(report.unattributed.excluded.values()):
+        notes.append(
+            f"{report.unattributed.total()} counted ratings of clerks the directory did not know on their day "
+            "are in no row (see --level staff)"
+        )
     if extras.before is not None:
-        note += f"; Δ against {period.previous().label}"
+        notes.append(f"Δ against {period.previous().label}")
     if extras.standings is not None:
-        note += (
-            f"; ranked by the lower bound of the 95 % Wilson interval of 满意率; fewer than {extras.minimum} "
+        notes.append(
+            f"ranked by the lower bound of the 95 % Wilson interval of 满意率; fewer than {extras.minimum} "
             "counted ratings: not ranked (-)"
         )
-    return "\n".join([*lines, note, *_flag_lines(extras.flags or [])])
+    return "\n".join([*lines, "; ".join(notes), *_flag_lines(extras.flags or [])])
+
+
+def total_excluded(report: Report) -> dict[str, int]:
+    found = dict.fromkeys(EXCLUSIONS, 0)
+    for row in [*report.rows, report.unattributed]:
+        for reason, n in row.excluded.items():
+            found[reason] += n
+    return found
 
 
 def _flag_lines(flags: list[dict[str, Any]]) -> list[str]:

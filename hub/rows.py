@@ -14,8 +14,8 @@ from protocol import VerifyKey
 
 __all__ = ["DEVICE_COLUMNS", "Bucket", "DeviceEntry", "RatingRow"]
 
-# A cell of daily_counts: (day, staff, department, kind, score or 0, flags).
-Bucket = tuple[str, str, str, str, int, str]
+# A cell of daily_counts: (day, staff, department, counter, kind, score or 0, flags), see hub.rollups.
+Bucket = tuple[str, str, str, str, str, int, str]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,16 @@
 """The writer's SQL during ingest: ratings, daily counts, watermarks, refusals, terminals' telemetry
 and clock anchors, on the write connection, inside the writer's transaction (hub.writer).
 
-`Store` keeps daily_counts equal to a recount of the ratings, whatever order records, amends and
-clock anchors arrive in: adding a rating counts it, an amend takes what it replaces out, retiming
-moves a rating to its new day. Rows and count changes of a group are held back and written
-together (one statement each) at the group's end, or before anything reads the ratings table.
+`Store` keeps the roll-ups (hub.rollups) equal to a recount of the ratings, whatever order records,
+amends and clock anchors arrive in: adding a rating counts it, an amend moves what it replaces to a
+superseded cell, retiming moves a rating to its new day (and to the unit and counter of that day).
+Rows and count changes of a group are held back and written together (one statement each) at the
+group's end, or before anything reads the ratings table.
+
+A rating is attributed to the unit its clerk belonged to on its day and the counter its terminal
+stood at that day (`attribution`), as the directory's history says (hub.directory). Under
+PostgreSQL a group holds the directory's lock shared, so that a change of the history, which
+re-attributes stored ratings under the same lock held exclusively, never misses a group's ratings.
 """
 
 from __future__ import annotations
@@ -13,22 +19,20 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
+from hub import rollups
 from hub.db import Database
 from hub.rows import DEVICE_COLUMNS, Bucket, DeviceEntry, RatingRow
 from protocol import limits
 from protocol.canonical import printable
 
-__all__ = ["Store", "rebuild_counts"]
+__all__ = ["DIRECTORY_LOCK", "Store", "rebuild_counts"]
+
+DIRECTORY_LOCK = 0x70696E676A6961  # PostgreSQL advisory lock key of the directory's history
 
 # Built from RatingRow's own field names, so the columns and the tuples cannot disagree.
 _INSERT_RATING = (
     f"INSERT INTO ratings({', '.join(RatingRow._fields)}) "  # noqa: S608 (constant names, no input)
     f"VALUES ({', '.join('?' * len(RatingRow._fields))})"
-)
-_COUNT = (
-    "INSERT INTO daily_counts (day, staff, department, kind, score, flags, n) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (day, staff, department, kind, score, flags) "
-    "DO UPDATE SET n = daily_counts.n + excluded.n"
 )
 _SELECT_DEVICE = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?"  # noqa: S608 (constant names)
 
@@ -39,21 +43,38 @@ class Store:
         self.kind = db.kind
         self._rows: list[RatingRow] = []  # of the group in progress, not inserted yet
         self._deltas: Counter[Bucket] = Counter()  # daily_counts changes of the group in progress
+        self._spans: dict[rollups.Span, list[int]] = {}  # clerks' spans on terminals' days, ditto
+        # The directory's history as read in this group: {staff: [(first_day, last_day, unit)]},
+        # {device: [(first_day, last_day, counter)]}; None: not read (nor locked) yet.
+        self._memberships: dict[str, list[tuple[str, str | None, str]]] = {}
+        self._placements: dict[str, list[tuple[str, str | None, str]]] = {}
+        self._directory: int | None = None  # the directory's version the history above is of
+        self._checked = False  # whether this group checked that version (and, PostgreSQL, took the lock)
 
     # -- the group ----------------------------------------------------------------------------------
 
     def end_group(self) -> None:
         """Inside the group's transaction, before its commit: write its rows and count changes."""
         self._flush()
-        rows = [(*bucket, n) for bucket, n in self._deltas.items() if n]
-        if rows:
-            self.db.executemany(_COUNT, rows)
+        rollups.apply(self.db, self._deltas)
+        rollups.spans(self.db, self._spans)
         self._deltas.clear()
+        self._spans.clear()
+        self._checked = False
 
     def discard(self) -> None:
         """After a failed transaction: forget the rows and counts it held back."""
         self._rows.clear()
         self._deltas.clear()
+        self._spans.clear()
+        self.forget()
+
+    def forget(self) -> None:
+        """Drop the directory's history read so far (another connection may have changed it)."""
+        self._memberships.clear()
+        self._placements.clear()
+        self._directory = None
+        self._checked = False
 
     def _flush(self) -> None:
         """Insert the rows held back: before anything reads the ratings table, and at the group's end."""
@@ -73,15 +94,45 @@ class Store:
         SQLite has one writer already; PostgreSQL locks the device's row.
         """
         if self.kind == "postgresql":
+            self._check_directory()  # the directory's lock first, as its writers take it: no deadlock
             self.db.execute("SELECT upto FROM devices WHERE id = ? FOR UPDATE", (device,))
 
     def device(self, device: str) -> DeviceEntry | None:
         row = self.db.execute(_SELECT_DEVICE, (device,)).fetchone()
         return None if row is None else DeviceEntry(*row)
 
-    def staff_department(self, staff: str) -> str | None:
-        row = self.db.execute("SELECT department FROM staff WHERE id = ?", (staff,)).fetchone()
-        return None if row is None else str(row[0])
+    def attribution(self, staff: str | None, device: str, day: str) -> tuple[str, str]:
+        """(unit, counter) of a rating: the unit its clerk belonged to on `day` ('' for a clerk the
+        directory does not know then, or none) and the counter `device` stood at that day."""
+        self._check_directory()
+        unit = ""
+        if staff is not None:
+            periods = self._memberships.get(staff)
+            if periods is None:
+                periods = self._memberships[staff] = _history(
+                    self.db, "SELECT first_day, last_day, unit FROM memberships WHERE staff = ?", staff
+                )
+            unit = _on(periods, day)
+        places = self._placements.get(device)
+        if places is None:
+            places = self._placements[device] = _history(
+                self.db, "SELECT first_day, last_day, counter FROM placements WHERE device = ?", device
+            )
+        return unit, _on(places, day)
+
+    def _check_directory(self) -> None:
+        """Once per group: (PostgreSQL) hold the directory's lock shared, and drop the history
+        remembered if the directory changed since it was read."""
+        if self._checked:
+            return
+        if self.kind == "postgresql":
+            self.db.execute("SELECT pg_advisory_xact_lock_shared(?)", (DIRECTORY_LOCK,))
+        version = int(self.db.execute("SELECT version FROM directory_version").fetchone()[0])
+        if version != self._directory:
+            self._memberships.clear()
+            self._placements.clear()
+            self._directory = version
+        self._checked = True
 
     def set_uptos(self, rows: Sequence[tuple[int, int, str]]) -> None:
         """Write (upto, max_seq, device) of terminals: each watermark and highest seq stored."""
@@ -92,10 +143,16 @@ class Store:
     def add_ratings(self, rows: Sequence[RatingRow]) -> None:
         """Store new ratings (held back until the group's end or a read) and count them."""
         self._rows.extend(rows)
-        deltas = self._deltas
+        deltas, spans = self._deltas, self._spans
         for row in rows:
             if row.staff is not None:
-                deltas[(row.day, row.staff, row.department, row.kind, row.score or 0, row.flags)] += 1
+                deltas[(row.day, row.staff, row.department, row.counter, row.kind, row.score or 0, row.flags)] += 1
+                span = spans.get((row.device, row.day, row.staff))
+                if span is None:
+                    spans[(row.device, row.day, row.staff)] = [row.seq, row.seq, row.at_ms, row.at_ms]
+                else:
+                    span[0], span[1] = min(span[0], row.seq), max(span[1], row.seq)
+                    span[2], span[3] = min(span[2], row.at_ms), max(span[3], row.at_ms)
 
     def chain_around(self, device: str, first: int, last: int) -> dict[int, tuple[str, str]]:
         """{seq: (hash, prev)} of stored records of `device` in first-1 .. last+1 (within the seq range)."""
@@ -107,19 +164,23 @@ class Store:
         return {seq: (digest, prev) for seq, digest, prev in rows}
 
     def supersede(self, device: str, amended: int, by: int) -> None:
-        """Mark `amended` as replaced by the amend `by` (the latest amend wins); out of the counts."""
+        """Mark `amended` as replaced by the amend `by` (the latest amend wins): its cell becomes a
+        superseded one."""
         self._flush()
         row = self.db.execute(
-            "SELECT day, staff, department, kind, score, flags, superseded_by FROM ratings "
+            "SELECT day, staff, department, counter, kind, score, flags, superseded_by, invalidated FROM ratings "
             "WHERE device = ? AND seq = ?",
             (device, amended),
         ).fetchone()
-        if row is None or (row[6] is not None and row[6] >= by):
+        if row is None or (row[7] is not None and row[7] >= by):
             return
         self.db.execute("UPDATE ratings SET superseded_by = ? WHERE device = ? AND seq = ?", (by, device, amended))
-        if row[6] is not None or row[1] is None:
-            return  # already out of the counts (an older amend), or counted for no one
-        self._deltas[(row[0], row[1], row[2], row[3], int(row[4] or 0), row[5])] -= 1
+        if row[7] is not None or row[1] is None:
+            return  # already superseded (by an older amend), or counted for no one
+        cell = (row[0], row[1], row[2], row[3], row[4], int(row[5] or 0))
+        invalidated = row[8] is not None
+        self._deltas[(*cell, rollups.cell_flags(row[6], invalidated=invalidated))] -= 1
+        self._deltas[(*cell, rollups.cell_flags(row[6], superseded=True, invalidated=invalidated))] += 1
 
     def amends_after(self, device: str, after: int, lo: int, hi: int) -> list[tuple[int, int]]:
         """(amend seq, amended seq) of stored amends past `after` that name a seq in lo..hi."""
@@ -173,36 +234,48 @@ class Store:
         )
 
     def boot_times(self, device: str, boot: str) -> list[tuple[int, int, int, str, Bucket | None]]:
-        """(seq, t_device, mono, time_source, counted cell or None) of a terminal's records from one boot."""
+        """(seq, t_device, mono, time_source, its cell, or None without a clerk) of a terminal's
+        records from one boot."""
         self._flush()
         rows = self.db.execute(
-            "SELECT seq, t_device, mono, time_source, day, staff, department, kind, score, flags, superseded_by "
-            "FROM ratings WHERE device = ? AND boot = ?",
+            "SELECT seq, t_device, mono, time_source, day, staff, department, counter, kind, score, flags, "
+            "superseded_by, invalidated FROM ratings WHERE device = ? AND boot = ?",
             (device, boot),
         )
         found = []
-        for seq, t_device, mono, source, day, staff, department, kind, score, flags, superseded in rows:
-            counted = (
-                None
-                if staff is None or superseded is not None
-                else (day, staff, department, kind, int(score or 0), flags)
-            )
+        for seq, t_device, mono, source, day, staff, department, counter, kind, score, flags, by, invalid in rows:
+            cell = rollups.cell_flags(flags, superseded=by is not None, invalidated=invalid is not None)
+            counted = None if staff is None else (day, staff, department, counter, kind, int(score or 0), cell)
             found.append((int(seq), int(t_device), int(mono), str(source), counted))
         return found
 
     def retime(self, device: str, rows: Sequence[tuple[int, int, str, str, Bucket | None]]) -> None:
-        """Set (at_ms, day, time_source) of records given as (seq, at_ms, day, source, counted cell or None).
+        """Set (at_ms, day, time_source) of records given as (seq, at_ms, day, source, cell or None).
 
-        A counted rating whose day changes moves to that day's counts.
+        A rating whose day changes moves to that day's cell, with the unit and counter of that day.
         """
+        updates: list[tuple[int, str, str, str | None, str | None, str, int]] = []
+        for seq, at, day, source, counted in rows:
+            if counted is None or counted[0] == day:
+                updates.append((at, day, source, None, None, device, seq))
+                continue
+            staff = counted[1]
+            unit, counter = self.attribution(staff, device, day)
+            updates.append((at, day, source, unit, counter, device, seq))
+            self._deltas[counted] -= 1
+            self._deltas[(day, staff, unit, counter, *counted[4:])] += 1
+            span = self._spans.setdefault((device, day, staff), [seq, seq, at, at])
+            span[0], span[1], span[2], span[3] = (
+                min(span[0], seq),
+                max(span[1], seq),
+                min(span[2], at),
+                max(span[3], at),
+            )
         self.db.executemany(
-            "UPDATE ratings SET at_ms = ?, day = ?, time_source = ? WHERE device = ? AND seq = ?",
-            [(at, day, source, device, seq) for seq, at, day, source, _counted in rows],
+            "UPDATE ratings SET at_ms = ?, day = ?, time_source = ?, department = coalesce(?, department), "
+            "counter = coalesce(?, counter) WHERE device = ? AND seq = ?",
+            updates,
         )
-        for _seq, _at, day, _source, counted in rows:
-            if counted is not None and counted[0] != day:
-                self._deltas[counted] -= 1
-                self._deltas[(day, *counted[1:])] += 1
 
     def add_fork(self, device: str, seq: int, stored_hash: str, other_hash: str, other_record: bytes) -> None:
         """Evidence of two validly signed histories of a terminal at `seq` (kept once per pair)."""
@@ -274,13 +347,21 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _history(db: Database, sql: str, key: str) -> list[tuple[str, str | None, str]]:
+    return [
+        (str(first), None if last is None else str(last), str(value)) for first, last, value in db.execute(sql, (key,))
+    ]
+
+
+def _on(periods: list[tuple[str, str | None, str]], day: str) -> str:
+    """The value of the period of `periods` (first_day, last_day or None, value) holding `day`; ''."""
+    for first, last, value in periods:
+        if first <= day and (last is None or day <= last):
+            return value
+    return ""
+
+
 def rebuild_counts(db: Database) -> None:
-    """Replace daily_counts with a recount of the ratings (a repair, and for rows put in directly;
-    ingest keeps it right). A write function: `writer.write(rebuild_counts)`."""
-    db.execute("DELETE FROM daily_counts")
-    db.execute(
-        "INSERT INTO daily_counts (day, staff, department, kind, score, flags, n) "
-        "SELECT day, staff, department, kind, coalesce(score, 0), flags, count(*) FROM ratings "
-        "WHERE staff IS NOT NULL AND superseded_by IS NULL "
-        "GROUP BY day, staff, department, kind, coalesce(score, 0), flags"
-    )
+    """Recount every roll-up from the ratings (a repair, and for rows put in directly; ingest keeps
+    them right). A write function: `writer.write(rebuild_counts)`."""
+    rollups.rebuild(db)

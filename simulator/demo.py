@@ -25,8 +25,9 @@ from device.events import Online, Ready
 from hub import registry
 from hub.config import HubConfig
 from hub.db import Database
+from hub.policy import from_settings
 from hub.queries import Reader
-from hub.report import aggregate, parse_period, render
+from hub.report import aggregate, book, parse_period, render
 from hub.writer import Writer
 from simulator.cable import Cable
 from simulator.customers import StaffProfile, make_staff
@@ -310,12 +311,12 @@ class Demo:
     def _tables(self, store: Reader) -> str:
         today = datetime.now(self.tz).date().isoformat()
         period = parse_period(today)
-        timeout_score = HubConfig().timeout_score
+        config = HubConfig()
+        rules = book(store, from_settings(config.timeout_score, config.count_uninvited))
         parts = []
-        for by, heading in (("department", "department"), ("staff", "staff member")):
+        for level, heading in (("department", "department"), ("staff", "staff member")):
             parts.append(f"\ntoday ({today}) per {heading}:")
-            rows = aggregate(store, period, by)
-            parts.append(render(rows, by=by, period=period, fmt="table", timeout_score=timeout_score))
+            parts.append(render(aggregate(store, period, level, rules=rules), period=period, fmt="table"))
         return "\n".join(parts) + "\n"
 
 

@@ -96,7 +96,12 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 
 def test_every_hub_command_takes_the_same_db_and_says_pingjia_db_and_its_default() -> None:
     top = _subcommands(build_parser())
-    commands = {f"hub {name}": parser for name, parser in _subcommands(top["hub"]).items()}
+    commands: dict[str, argparse.ArgumentParser] = {}
+    for name, parser in _subcommands(top["hub"]).items():
+        if any(isinstance(a, argparse._SubParsersAction) for a in parser._actions):  # a group: its commands
+            commands |= {f"hub {name} {step}": inner for step, inner in _subcommands(parser).items()}
+        else:
+            commands[f"hub {name}"] = parser
     commands["report"] = top["report"]
     assert {"hub serve", "hub migrate", "hub add-device", "hub add-staff", "hub devices", "hub rejects"} <= set(
         commands

@@ -48,7 +48,7 @@ def test_very_dissatisfied_two_months_running_is_flagged_with_its_evidence(store
         + rows_for("E3", "2026-10", {5: 20, 4: 5, 3: 8})
         + rows_for("E3", "2026-11", {5: 20, 4: 5, 3: 8}),
     )
-    found = flags(store.reader, parse_period("2026-11"), months=2, share=0.2, minimum=30, timeout_score=3)
+    found = flags(store.reader, parse_period("2026-11"), months=2, share=0.2, minimum=30)
     by_rule = {(flag.rule, flag.key): flag.evidence for flag in found}
     assert by_rule[("very_dissatisfied", "E1")] == [{"month": "2026-10", "n1": 2}, {"month": "2026-11", "n1": 1}]
     assert ("very_dissatisfied", "E2") not in by_rule

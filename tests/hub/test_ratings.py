@@ -163,9 +163,12 @@ def test_a_fork_settled_for_the_stored_history_keeps_it(db: HubDb) -> None:
     assert db.reader.forks() == []
 
 
-def test_a_clerk_moved_by_another_connection_counts_for_the_new_department_from_then_on(db: HubDb) -> None:
+def test_a_clerk_moved_by_another_connection_takes_their_ratings_of_the_days_of_the_move(db: HubDb) -> None:
+    """A move dated from a day re-attributes what is stored of that day, and the hub attributes
+    what arrives afterwards by the new history, not by what it remembered of the old one."""
     ingest = db.ingest()
     records = chain(KEY, "d1", 2)
+    day = "2025-11-22"  # of NOW, in the site's zone (Asia/Shanghai)
 
     def group(payload: bytes) -> None:  # as the hub's writer stores one group
         ingest.begin_group()
@@ -175,6 +178,19 @@ def test_a_clerk_moved_by_another_connection_counts_for_the_new_department_from_
 
     group(batch_bytes(KEY, records[:1]))
     with Writer.open(db.url) as admin:  # `pingjia hub add-staff`, while the hub runs
-        admin.write(registry.add_staff, "E1", name="王芳", department="综合受理")
+        admin.write(registry.add_staff, "E1", name="王芳", department="综合受理", since=day)
+    assert db.rows("SELECT seq, department FROM ratings ORDER BY seq") == [(1, "综合受理")]
     group(batch_bytes(KEY, records[1:]))
-    assert db.rows("SELECT seq, department FROM ratings ORDER BY seq") == [(1, "社保医保"), (2, "综合受理")]
+    assert db.rows("SELECT seq, department FROM ratings ORDER BY seq") == [(1, "综合受理"), (2, "综合受理")]
+    assert db.reader.counts() == db.reader.recount()
+    assert audit(db.reader)["problems"] == []
+
+
+def test_a_move_from_a_later_day_leaves_the_earlier_ratings_where_they_were(db: HubDb) -> None:
+    receive(db, batch_bytes(KEY, chain(KEY, "d1", 2)))
+    db.writer.write(registry.add_staff, "E1", name="王芳", department="综合受理", since="2025-11-23")
+    assert db.rows("SELECT DISTINCT department FROM ratings") == [("社保医保",)]
+    assert db.rows("SELECT staff, first_day, last_day, unit FROM memberships ORDER BY first_day") == [
+        ("E1", "0001-01-01", "2025-11-22", "社保医保"),
+        ("E1", "2025-11-23", None, "综合受理"),
+    ]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from hub import registry
 from hub.db import Database
 from hub.errors import HubError
+from hub.policy import Policy
 from hub.queries import Reader
 from hub.report import Figures, ReportError, aggregate, parse_period, render
 from hub.rows import RatingRow
@@ -92,20 +94,36 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReportDb]:
     writer.close()
 
 
+PERIODS = ["2026-11", "2026-10-31..2026-11-30", "2026-11-30..2026-12-01", "2026-Q4"]
+
+
 @settings(max_examples=60)
-@given(rows_strategy, st.sampled_from(["staff", "department"]), st.integers(0, 5))
-def test_figures_match_a_count_done_by_hand(store: ReportDb, rows: list[tuple], by: str, timeout_score: int) -> None:
+@given(rows_strategy, st.sampled_from(["staff", "department"]), st.integers(0, 5), st.sampled_from(PERIODS))
+def test_figures_match_a_count_done_by_hand(
+    store: ReportDb, rows: list[tuple], by: str, timeout_score: int, label: str
+) -> None:
     fill(store, rows)
-    figures = {f.key: f for f in aggregate(store.reader, parse_period("2026-11"), by)}
+    period = parse_period(label)
+    policy = Policy(timeout=timeout_score)
+    report = aggregate(store.reader, period, by, rules=[policy])
+    figures = {f.key: f for f in report.rows}
     expected: dict[str, dict[int, int]] = {}
     unanswered: dict[str, int] = {}
+    left_out: dict[str, Counter[str]] = {}
     for given_staff, kind, score, flags, day, superseded in rows:
         staff = given_staff if kind == "press" or given_staff else "E1"
-        if staff is None or superseded or flags or not day.startswith("2026-11"):
+        if staff is None or not str(period.first) <= day <= str(period.last):
             continue
         key = staff if by == "staff" else STAFF[staff]
         counts = expected.setdefault(key, dict.fromkeys(range(1, 6), 0))
-        if kind == "timeout":
+        reasons = left_out.setdefault(key, Counter())
+        if superseded:
+            reasons["superseded"] += 1
+        elif "misuse" in flags:
+            reasons["misuse"] += 1
+        elif "uninvited" in flags:
+            reasons["uninvited"] += 1
+        elif kind == "timeout":
             unanswered[key] = unanswered.get(key, 0) + 1
         else:
             counts[score] += 1
@@ -114,14 +132,16 @@ def test_figures_match_a_count_done_by_hand(store: ReportDb, rows: list[tuple], 
         got = figures[key]
         assert got.levels == counts
         assert got.unanswered == unanswered.get(key, 0)
+        assert {r: n for r, n in got.excluded.items() if n} == dict(left_out[key])
         counted = dict(counts)
         if timeout_score:
             counted[timeout_score] += unanswered.get(key, 0)
         total = sum(counted.values())
-        assert got.total(timeout_score) == total
+        assert got.total() == total
+        assert got.points == sum(level * n for level, n in counted.items())  # default points: the level
         if total:
-            assert got.mean(timeout_score) == Fraction(sum(k * v for k, v in counted.items()), total)
-            assert got.satisfaction(timeout_score) == Fraction(counted[5] + counted[4], total)
+            assert got.mean() == Fraction(sum(k * v for k, v in counted.items()), total)
+            assert got.satisfaction() == Fraction(counted[5] + counted[4], total)
 
 
 def test_formats_agree(store: ReportDb) -> None:
@@ -135,10 +155,10 @@ def test_formats_agree(store: ReportDb) -> None:
         ],
     )
     period = parse_period("2026-11")
-    rows = aggregate(store.reader, period, "staff")
-    as_json = json.loads(render(rows, by="staff", period=period, fmt="json", timeout_score=3))
-    as_csv = list(csv.DictReader(io.StringIO(render(rows, by="staff", period=period, fmt="csv", timeout_score=3))))
-    table = render(rows, by="staff", period=period, fmt="table", timeout_score=3)
+    report = aggregate(store.reader, period, "staff", rules=[Policy(timeout=3)])
+    as_json = json.loads(render(report, period=period, fmt="json"))
+    as_csv = list(csv.DictReader(io.StringIO(render(report, period=period, fmt="csv"))))
+    table = render(report, period=period, fmt="table")
     assert [r["staff"] for r in as_json["rows"]] == [r["staff"] for r in as_csv] == ["E1", "E3"]
     assert as_json["rows"][1] == {
         "staff": "E3",
@@ -154,19 +174,30 @@ def test_formats_agree(store: ReportDb) -> None:
         "mean": "2.00",
         "index": "25.0",  # a 1 and an unanswered (3): 0 and 50 of 100
         "satisfaction": "0.0",
+        "points": 4,
+        "left_out": 0,
+        "left_out_superseded": 0,
+        "left_out_invalidated": 0,
+        "left_out_misuse": 0,
+        "left_out_uninvited": 0,
+        "left_out_noreason": 0,
     }
+    assert as_json["policies"][0]["version"] == 0
     assert as_csv[0]["satisfaction"] == "100.0"
     assert as_json["total"]["total"] == 4
     assert "非常满意" in table
     assert "name-E1" in table
-    assert table.splitlines()[-1].endswith("counts as level 3")
+    assert (
+        "policy v0 (the hub's settings) for 2026-11-01..2026-11-30: an unanswered invitation counts as level 3"
+        in (table.splitlines()[-1])
+    )
 
 
 def test_table_columns_line_up_with_chinese_text(store: ReportDb) -> None:
     store.writer.write(registry.add_staff, "E9", name="欧阳娜娜", department="不动产登记")
     fill(store, [("E9", "press", 5, "", "2026-11-02", False), ("E1", "press", 5, "", "2026-11-02", False)])
     period = parse_period("2026-11-02")
-    lines = render(aggregate(store.reader, period, "staff"), by="staff", period=period, fmt="table", timeout_score=0)
+    lines = render(aggregate(store.reader, period, "staff"), period=period, fmt="table")
     widths = {len(line.encode("gbk", "replace")) for line in lines.splitlines()[:3]}
     assert len(widths) == 1, lines
 
@@ -212,15 +243,16 @@ def test_periods() -> None:
 
 def test_the_index_runs_from_0_to_100() -> None:
     everyone = Figures(key="x", levels={5: 1, 4: 1, 3: 1, 2: 1, 1: 1})
-    assert everyone.index(0) == 50
-    assert Figures(key="y", levels={5: 3, 4: 0, 3: 0, 2: 0, 1: 0}).index(0) == 100
-    assert Figures(key="z", levels={5: 0, 4: 0, 3: 0, 2: 0, 1: 2}, unanswered=2).index(3) == 25
-    assert Figures(key="e").index(3) is None
+    assert everyone.index() == 50
+    assert Figures(key="y", levels={5: 3, 4: 0, 3: 0, 2: 0, 1: 0}).index() == 100
+    as_timeout = {5: 0, 4: 0, 3: 2, 2: 0, 1: 0}
+    assert Figures(key="z", levels={5: 0, 4: 0, 3: 0, 2: 0, 1: 2}, unanswered=2, as_timeout=as_timeout).index() == 25
+    assert Figures(key="e").index() is None
 
 
 def test_an_empty_group_has_no_mean() -> None:
-    assert Figures(key="x").mean(3) is None
-    assert Figures(key="x").satisfaction(0) is None
+    assert Figures(key="x").mean() is None
+    assert Figures(key="x").satisfaction() is None
 
 
 def test_the_report_command_prints_each_format(
@@ -245,7 +277,8 @@ def test_the_report_command_prints_each_format(
 def test_uninvited_presses_are_left_out_unless_counted(store: ReportDb) -> None:
     fill(store, [("E1", "press", 5, "uninvited", "2026-11-02", False), ("E1", "press", 3, "", "2026-11-02", False)])
     period = parse_period("2026-11")
-    [default] = aggregate(store.reader, period, "staff")
-    assert default.total(0) == 1
-    [counted] = aggregate(store.reader, period, "staff", count_uninvited=True)
-    assert counted.total(0) == 2
+    [default] = aggregate(store.reader, period, "staff").rows
+    assert default.total() == 1
+    assert default.excluded["uninvited"] == 1
+    [counted] = aggregate(store.reader, period, "staff", rules=[Policy(count_uninvited=True)]).rows
+    assert counted.total() == 2
