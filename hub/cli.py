@@ -81,9 +81,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     claim.add_command(sub)
     pairing.add_commands(sub)
 
-    from hub import figures_cli
+    from hub import figures_cli, supervision_cli
 
     figures_cli.add_commands(sub)
+    supervision_cli.add_command(sub)
     figures_cli.add_report_command(commands)
 
 

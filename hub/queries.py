@@ -15,9 +15,37 @@ from typing import Any
 
 from hub import rollups, schema
 from hub.db import Cursor, Database, open_database
+from hub.policy import EXCLUSIONS, Policy
 from hub.rows import DEVICE_COLUMNS, Bucket, DeviceEntry
 
 __all__ = ["Reader"]
+
+
+def _judged(policy: Policy) -> tuple[str, list[str]]:
+    """SQL sums of a roll-up's cells as `policy` judges them: presses counted per level 1..5,
+    unanswered invitations kept, then the cells each exclusion leaves out (the first that applies,
+    in EXCLUSIONS order), and their LIKE patterns in placeholder order."""
+    active = [reason for reason in EXCLUSIONS if policy.excluded_by(reason)]
+    kept = f"(flags = '' OR ({' AND '.join(['flags NOT LIKE ?'] * len(active))}))" if active else "1 = 1"
+    kept_params = [f"%{reason}%" for reason in active]
+    columns, params = [], []
+    for level in range(1, 6):
+        columns.append(f"sum(CASE WHEN kind != 'timeout' AND score = {level} AND {kept} THEN n ELSE 0 END)")
+        params += kept_params
+    columns.append(f"sum(CASE WHEN kind = 'timeout' AND {kept} THEN n ELSE 0 END)")
+    params += kept_params
+    for reason in EXCLUSIONS:
+        if reason not in active:
+            columns.append("0")
+            continue
+        earlier = active[: active.index(reason)]
+        columns.append(
+            "sum(CASE WHEN flags != '' AND flags LIKE ?"
+            + " AND flags NOT LIKE ?" * len(earlier)
+            + " THEN n ELSE 0 END)"
+        )
+        params += [f"%{reason}%", *(f"%{e}%" for e in earlier)]
+    return ", ".join(columns), params
 
 
 def _whole_months(first: date, last: date) -> tuple[tuple[str, str] | None, list[tuple[str, str]]]:
@@ -43,6 +71,7 @@ def _bucket(row: Sequence[Any]) -> tuple[Bucket, int]:
 
 
 _DEVICES = f"SELECT {DEVICE_COLUMNS} FROM devices"  # noqa: S608 (constant names)
+_UNITS_PER_QUERY = 500  # bound parameters per query stay far below SQLite's and PostgreSQL's limits
 
 
 class Reader:
@@ -224,38 +253,47 @@ class Reader:
             found[table] = sorted((tuple(r[:-1]), int(r[-1])) for r in rows)
         return found
 
-    def cells(
-        self, by: str, first: date, last: date, *, key: str | None = None
-    ) -> list[tuple[str, str, str, str, int, str, int]]:
-        """(staff, department, counter, kind, score, flags, n) of days first..last, from the monthly
-        roll-ups for whole months and the daily ones for the days around them; `by` "unit" reads
-        the units' roll-ups, where staff and counter are ''. `key`: one staff member (or unit) only.
+    def tallies(
+        self, by: str, first: date, last: date, policy: Policy, *, key: str | None = None
+    ) -> list[tuple[str, str, list[int], int, list[int]]]:
+        """What `policy` makes of the roll-ups of days first..last, per row: (row key, unit, counted
+        presses per level 1..5, unanswered invitations not left out, left out per EXCLUSIONS).
+
+        `by`: "staff" (rows per clerk and unit), "counter" (per counter and unit) or "unit" (per
+        unit, key ''). Whole months are read from the monthly roll-ups, the days around them from
+        the daily ones; the policy is applied in SQL, so a province's month comes back as one row
+        per clerk, not one per cell. `key`: one clerk (or unit) only.
         """
-        if by not in ("staff", "unit"):
-            raise ValueError(f"cells by staff or unit, not {by!r}")
-        columns = "staff, department, counter" if by == "staff" else "'', department, ''"
-        key_column = "staff" if by == "staff" else "department"
-        daily, monthly = ("daily_counts", "monthly_counts") if by == "staff" else ("unit_days", "unit_months")
+        if by not in ("staff", "counter", "unit"):
+            raise ValueError(f"tallies by staff, counter or unit, not {by!r}")
+        group = {"staff": "staff, department", "counter": "counter, department", "unit": "department"}[by]
+        shown = "'', department" if by == "unit" else group
+        key_column = "department" if by == "unit" else by
+        daily, monthly = ("unit_days", "unit_months") if by == "unit" else ("daily_counts", "monthly_counts")
+        columns, params = _judged(policy)
         where_key = f" AND {key_column} = ?" if key is not None else ""
-        extra = (key,) if key is not None else ()
-        found: list[tuple[str, str, str, str, int, str, int]] = []
         months, days = _whole_months(first, last)
-        reads = []
-        if months:
-            reads.append((monthly, "month", months[0], months[1]))
+        reads = [(monthly, "month", *months)] if months else []
         reads += [(daily, "day", lo, hi) for lo, hi in days]
+        found = []
         for table, column, lo, hi in reads:
             rows = self.db.execute(
-                f"SELECT {columns}, kind, score, flags, sum(n) FROM {table} "  # noqa: S608 - constant names
-                f"WHERE {column} BETWEEN ? AND ?{where_key} GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(n) != 0",
-                (lo, hi, *extra),
+                f"SELECT {shown}, {columns} FROM {table} "  # noqa: S608 - constant names and expressions
+                f"WHERE {column} BETWEEN ? AND ?{where_key} GROUP BY {group} HAVING sum(n) > 0",
+                (*params, lo, hi, *([key] if key is not None else [])),
             )
-            found += [(str(a), str(b), str(c), str(d), int(e), str(f), int(n)) for a, b, c, d, e, f, n in rows]
+            for row in rows:
+                values = [int(v or 0) for v in row[2:]]
+                found.append((str(row[0]), str(row[1]), values[:5], values[5], values[6:]))
         return found
 
-    def staff_names(self) -> dict[str, tuple[str, str]]:
-        """{staff id: (name, current unit)}."""
-        return {r[0]: (r[1], r[2]) for r in self.db.execute("SELECT id, name, department FROM staff")}
+    def staff_names(self, staff: str | None = None) -> dict[str, tuple[str, str]]:
+        """{staff id: (name, current unit)}, of everyone or of one clerk."""
+        if staff is not None:
+            rows = self.db.execute("SELECT id, name, department FROM staff WHERE id = ?", (staff,))
+        else:
+            rows = self.db.execute("SELECT id, name, department FROM staff")
+        return {r[0]: (r[1], r[2]) for r in rows}
 
     def units(self) -> dict[str, tuple[str | None, str, str]]:
         """{unit: (parent or None, kind, name)}: the organisation's tree."""
@@ -309,11 +347,15 @@ class Reader:
     def members(self, units: Sequence[str], first: date, last: date) -> list[str]:
         """The staff who belonged to any of `units` on some day of first..last."""
         found: set[str] = set()
-        for unit in units:
+        units = list(units)
+        # Many units at a time: memberships has no index by unit, so each query reads all of it
+        # (a site of 145 units took 0.7 s one unit at a time, with 50,000 staff).
+        for start in range(0, len(units), _UNITS_PER_QUERY):
+            some = units[start : start + _UNITS_PER_QUERY]
             rows = self.db.execute(
-                "SELECT staff FROM memberships WHERE unit = ? AND first_day <= ? "
-                "AND (last_day IS NULL OR last_day >= ?)",
-                (unit, last.isoformat(), first.isoformat()),
+                f"SELECT staff FROM memberships WHERE unit IN ({', '.join('?' * len(some))}) "  # noqa: S608 - marks
+                "AND first_day <= ? AND (last_day IS NULL OR last_day >= ?)",
+                (*some, last.isoformat(), first.isoformat()),
             )
             found.update(str(r[0]) for r in rows)
         return sorted(found)

@@ -188,20 +188,20 @@ class Figures:
         self.unanswered += other.unanswered
         self.points += other.points
 
-    def count(self, kind: str, score: int, flags: str, n: int, policy: Policy) -> None:
-        """Add a roll-up cell of `n` records, judged by `policy`."""
-        reason = policy.excluded_by(flags)
-        if reason is not None:
-            self.excluded[reason] += n
-            return
-        if kind == "timeout":
-            self.unanswered += n
+    def tally(self, levels: list[int], unanswered: int, excluded: list[int], policy: Policy) -> None:
+        """Add what `policy` made of some cells (hub.queries.Reader.tallies): presses counted per
+        level 1..5, unanswered invitations kept, records left out per EXCLUSIONS."""
+        for level, n in enumerate(levels, start=1):
+            if n:
+                self.levels[level] += n
+                self.points += policy.points[level] * n
+        if unanswered:
+            self.unanswered += unanswered
             if policy.timeout:
-                self.as_timeout[policy.timeout] += n
-                self.points += policy.points[policy.timeout] * n
-        elif 1 <= score <= 5:
-            self.levels[score] += n
-            self.points += policy.points[score] * n
+                self.as_timeout[policy.timeout] += unanswered
+                self.points += policy.points[policy.timeout] * unanswered
+        for reason, n in zip(EXCLUSIONS, excluded, strict=True):
+            self.excluded[reason] += n
 
 
 @dataclass
@@ -211,7 +211,8 @@ class Report:
 
     rows: list[Figures]
     level: str
-    policies: list[tuple[str, str, Policy]]  # (first day, last day, policy)
+    policies: list[tuple[str, str, Policy]]  # (first day, last day, policy); the last one's review_weight
+    # makes the `review` column: the index times the rating part's share of a review
     unattributed: Figures = field(default_factory=lambda: Figures(key=""))
 
 
@@ -234,27 +235,26 @@ def aggregate(
         raise ReportError(f"--level must be one of {LEVELS}, got {level!r}")
     rules = rules or [Policy()]
     stretches = segments(rules, period.first, period.last)
-    by_staff = level in ("staff", "counter")
-    names = reader.staff_names() if level == "staff" else {}
-    tree = reader.units()
+    by = level if level in ("staff", "counter") else "unit"
+    names = reader.staff_names(key) if level == "staff" else {}
+    tree = reader.units() if by == "unit" else {}
+    rolled: dict[str, list[str]] = {}  # unit -> the rows it counts in (the tree walked once per unit)
     rows: dict[str, Figures] = {}
     unattributed = Figures(key="")
     seen: dict[str, set[str]] = {}
     for first, last, policy in stretches:
-        for staff, department, counter, kind, score, flags, n in reader.cells(
-            "staff" if by_staff else "unit", first, last, key=key
-        ):
-            row_keys = _row_keys(tree, level, staff, department, counter)
+        for row_key, unit, levels, unanswered, excluded in reader.tallies(by, first, last, policy, key=key):
+            row_keys = _targets(tree, rolled, level, row_key, unit) if by == "unit" else [row_key]
             if not row_keys:
-                unattributed.count(kind, score, flags, n, policy)
+                unattributed.tally(levels, unanswered, excluded, policy)
                 continue
-            for row_key in row_keys:
-                entry = rows.get(row_key)
+            for each in row_keys:
+                entry = rows.get(each)
                 if entry is None:
-                    entry = rows[row_key] = _row(row_key, level, names, tree)
-                entry.count(kind, score, flags, n, policy)
-                if level == "staff" and department:
-                    seen.setdefault(row_key, set()).add(department)
+                    entry = rows[each] = _row(each, level, names, tree)
+                entry.tally(levels, unanswered, excluded, policy)
+            if level == "staff" and unit:
+                seen.setdefault(row_key, set()).add(unit)
     for staff, units in seen.items():
         rows[staff].department = ",".join(sorted(units))
     for entry in rows.values():
@@ -271,13 +271,13 @@ def aggregate(
 Tree = dict[str, tuple[str | None, str, str]]  # {unit: (parent, kind, name)}
 
 
-def _row_keys(tree: Tree, level: str, staff: str, department: str, counter: str) -> list[str]:
-    """The rows a cell counts in at `level`: none for an unknown clerk's cell at a unit level."""
-    if level == "staff":
-        return [staff]
-    if level == "counter":
-        return [counter]
-    return roll_up(tree, department, level) if department else []
+def _targets(tree: Tree, rolled: dict[str, list[str]], level: str, _key: str, unit: str) -> list[str]:
+    """The rows a unit's cells count in at a unit level (none for an unknown clerk's: unit ''),
+    the tree walked once per unit (`rolled` remembers)."""
+    found = rolled.get(unit)
+    if found is None:
+        found = rolled[unit] = roll_up(tree, unit, level) if unit else []
+    return found
 
 
 def _row(key: str, level: str, names: dict[str, tuple[str, str]], tree: Tree) -> Figures:
@@ -341,8 +341,11 @@ def _records(
     level: str,
     standings: dict[str, Standing] | None = None,
     before: dict[str, Figures] | None = None,
+    *,
+    weight: float = 1.0,
 ) -> list[dict[str, Any]]:
     out = []
+    share = Fraction(weight).limit_denominator(1000)
     for f in rows:
         record: dict[str, Any] = {level: f.key}
         if standings is not None:
@@ -352,14 +355,20 @@ def _records(
         if level == "staff":
             record["department"] = f.department if f.known else f.where
         record.update({f"n{level}": f.levels[level] for level in range(5, 0, -1)})
-        mean, satisfaction = f.mean(), f.satisfaction()
+        # Exact, in integers: the same digits as the Fractions of Figures give, rounded half to
+        # even, at a fraction of their cost for a province's fifty thousand rows.
+        counted = f.counted()
+        total = sum(counted.values())
+        score_sum = sum(level * n for level, n in counted.items())
+        satisfied = counted[5] + counted[4]
         record.update(
             unanswered=f.unanswered,
-            total=f.total(),
-            mean=_fixed(mean, 2),
-            index=_fixed(f.index(), 1),
-            satisfaction=_fixed(satisfaction * 100 if satisfaction is not None else None, 1),
+            total=total,
+            mean=_ratio(score_sum, total, 2),
+            index=_ratio((score_sum - total) * 25, total, 1),
+            satisfaction=_ratio(satisfied * 100, total, 1),
             points=f.points,
+            review=_ratio((score_sum - total) * 25 * share.numerator, total * share.denominator, 1),
             left_out=sum(f.excluded.values()),
         )
         record.update({f"left_out_{reason}": n for reason, n in f.excluded.items()})
@@ -369,10 +378,24 @@ def _records(
             record["satisfaction_high"] = _percent(standing.high if standing else None)
         if before is not None:
             earlier = before.get(f.key)
+            satisfaction = f.satisfaction()
             record["satisfaction_change"] = _change(satisfaction, earlier.satisfaction() if earlier else None, 100)
             record["index_change"] = _change(f.index(), earlier.index() if earlier else None, 1)
         out.append(record)
     return out
+
+
+def _ratio(numerator: int, denominator: int, places: int) -> str:
+    """numerator / denominator with `places` decimals, rounded half to even; "-" for 0 / 0."""
+    if not denominator:
+        return "-"
+    scaled = numerator * 10**places
+    whole, rest = divmod(abs(scaled), denominator)
+    if 2 * rest > denominator or (2 * rest == denominator and whole % 2):
+        whole += 1
+    sign = "-" if scaled < 0 and whole else ""
+    integer, part = divmod(whole, 10**places)
+    return f"{sign}{integer}.{part:0{places}d}" if places else f"{sign}{integer}"
 
 
 def _change(now: Fraction | None, then: Fraction | None, scale: int) -> str:
@@ -416,8 +439,9 @@ def render(
     if standings is not None:
         rows = sorted(rows, key=lambda f: _rank_order(standings.get(f.key), f.key))
     earlier = None if extras.before is None else {row.key: row for row in extras.before}
-    records = _records(rows, level, standings, earlier)
-    total_record = _records([total], level)[0]
+    weight = report.policies[-1][2].review_weight if report.policies else 1.0
+    records = _records(rows, level, standings, earlier, weight=weight)
+    total_record = _records([total], level, weight=weight)[0]
     if fmt == "json":
         return _json(records, total_record, report=report, period=period, labels=labels, extras=extras)
     if fmt == "csv":
@@ -461,7 +485,12 @@ def _json(
             "by": "lower bound of the 95 % Wilson interval of the satisfaction rate",
             "minimum_counted": extras.minimum,
         }
-    return json.dumps(document, ensure_ascii=False, indent=2)
+    # Rows one per line, each encoded compactly (json's fast path): a province's staff report is
+    # fifty thousand rows, and an indented document takes seconds to encode.
+    rows = document.pop("rows")
+    head = json.dumps(document, ensure_ascii=False, indent=2)
+    lines = ",\n    ".join(json.dumps(row, ensure_ascii=False) for row in rows)
+    return head[:-2] + ',\n  "rows": [' + (f"\n    {lines}\n  " if rows else "") + "]\n}"
 
 
 def _table(
@@ -481,6 +510,8 @@ def _table(
     headers.update(
         unanswered="未评价", total="total", mean="mean", index="index", satisfaction="满意率%", points="points"
     )
+    if report.policies and report.policies[-1][2].review_weight != 1:
+        headers["review"] = "review"
     headers["left_out"] = "left out"
     if extras.standings is not None:
         headers = {"rank": "rank", **headers, "satisfaction_low": "95% low", "satisfaction_high": "high"}

@@ -758,12 +758,35 @@ def report_month(workdir: Path, *, ratings: int) -> Result:
         for _ in range(5):
             started = time.perf_counter()
             period = parse_period("2026-11")
-            for by in ("staff", "department"):
-                render(aggregate(store, period, by), by=by, period=period, fmt="json", timeout_score=3)
+            for level in ("staff", "department"):
+                render(aggregate(store, period, level), period=period, fmt="json")
             samples.append((time.perf_counter() - started) * 1000)
     finally:
         store.close()
     return {"report_month_ms": round(statistics.median(samples), 1), "report_ratings": ratings}
+
+
+def province_reports(workdir: Path, *, quick: bool) -> Result:
+    """A province's month of reports (issue 11), on SQLite and PostgreSQL: simulator.bench_figures."""
+    from simulator.bench_figures import province
+
+    return province(workdir, quick=quick)
+
+
+def supervision_figures(*, quick: bool) -> Result:
+    """Precision and recall per clerk-week of each supervision rule that flags clerks, on simulated
+    weeks with seeds the rules were not tuned on, and the flags an honest hall raises:
+    simulator.bench_supervision."""
+    from simulator.bench_supervision import run as measure
+
+    return dict(measure(quick))
+
+
+def explain_cell(workdir: Path, *, quick: bool) -> Result:
+    """The first row of an explained cell with 100,000 ratings behind it: simulator.bench_figures."""
+    from simulator.bench_figures import explain_first_row
+
+    return explain_first_row(workdir, quick=quick)
 
 
 def _mosquitto() -> bool:
@@ -821,6 +844,9 @@ def run(*, quick: bool, only: set[str] | None = None, workdir: Path | None = Non
         "hub": lambda: press_to_hub(scratch / "hub", 100 if quick else 300, 0.02),
         "terminal": lambda: terminal_figures(scratch / "terminal", 200 if quick else 1_000),
         "report": lambda: report_month(scratch, ratings=1_000_000 if quick else 10_000_000),
+        "province": lambda: province_reports(scratch / "province", quick=quick),
+        "explain": lambda: explain_cell(scratch / "explain", quick=quick),
+        "supervision": lambda: supervision_figures(quick=quick),
         "make_run": lambda: first_stored_by_make_run(Path.cwd()),
         "reconnect": lambda: hub_reconnect(
             scratch / "reconnect", outage_s=10 if quick else 30, samples=3 if quick else 5

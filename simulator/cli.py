@@ -44,6 +44,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--broker", default=os.environ.get("PINGJIA_BROKER"), help="use this broker instead of starting one"
     )
     sim.add_argument("--quiet", action="store_true")
+    sim.add_argument(
+        "--fakers",
+        type=int,
+        help="counters' clerks who fake ratings, one way each (default: a few, max(ways, clerks // 8); 0: honest)",
+    )
+    sim.add_argument(
+        "--fakes",
+        type=_fakes,
+        help="comma-separated ways of faking, taken in turn: self_press,covered_keys,selective_invite (default all)",
+    )
     sim.set_defaults(func=_sim)
 
     chaos = commands.add_parser("chaos", help="a hall under random faults; fails unless nothing was lost or doubled")
@@ -58,7 +68,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     bench.add_argument("--json", action="store_true", help="print only the JSON object")
     bench.add_argument(
         "--only",
-        help="comma-separated steps: transport,live,drain,durable,growth,hub,terminal,report,make_run,reconnect",
+        help="comma-separated steps: transport,live,drain,durable,growth,hub,terminal,report,make_run,reconnect,"
+        "pair,stall,province,explain,supervision",
     )
     bench.set_defaults(func=_bench)
 
@@ -93,12 +104,25 @@ def _chaos(args: argparse.Namespace) -> int:
     return main(args.seconds, args.devices, args.data, args.seed)
 
 
+def _fakes(text: str) -> tuple[str, ...]:
+    from simulator.sim import FAKES
+
+    named = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not named or any(name not in FAKES for name in named):
+        raise argparse.ArgumentTypeError(f"give some of {','.join(FAKES)}, comma-separated; got {text!r}")
+    return named
+
+
 def _sim(args: argparse.Namespace) -> int:
     import json
     import shutil
+    import sys
 
-    from simulator.sim import Sim
+    from simulator.sim import FAKES, Sim
 
+    if args.fakers is not None and not 0 <= args.fakers <= args.devices:
+        print(f"pingjia sim: --fakers must be 0..{args.devices} (one clerk per counter)", file=sys.stderr)
+        return 2
     shutil.rmtree(args.data, ignore_errors=True)
     result = Sim(
         devices=args.devices,
@@ -108,6 +132,8 @@ def _sim(args: argparse.Namespace) -> int:
         seed=args.seed,
         broker_url=args.broker,
         quiet=args.quiet,
+        fakers=args.fakers,
+        fakes=args.fakes or FAKES,
     ).run()
     print(json.dumps(result, ensure_ascii=False))
     return 0 if result["lost"] == 0 else 1

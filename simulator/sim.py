@@ -88,9 +88,19 @@ class Sim:
         seed: int | None = None,
         broker_url: str | None = None,
         quiet: bool = False,
+        fakers: int | None = None,
+        fakes: tuple[str, ...] = FAKES,
     ) -> None:
+        """`fakers` regular clerks fake ratings, one way each, taken in turn from `fakes` (None: a
+        few, max(len(fakes), clerks // 8); 0: an honest hall)."""
         if devices < 1 or hours <= 0 or speed <= 0:
             raise ValueError("devices, hours and speed must be positive")
+        if fakers is not None and not 0 <= fakers <= devices:
+            raise ValueError(f"fakers must be 0..{devices} (the counters' own clerks), got {fakers}")
+        if not fakes or any(fake not in FAKES for fake in fakes):
+            raise ValueError(f"fakes must be some of {', '.join(FAKES)}, got {', '.join(fakes) or 'none'}")
+        self.fakers = fakers
+        self.fakes = tuple(fakes)
         self.devices = devices
         self.hours = min(hours, DAY_END_H - DAY_START_H + 1)
         self.speed = speed
@@ -119,9 +129,11 @@ class Sim:
     def _hall(self, writer: Writer, url: str) -> list[Desk]:
         departments = DEPARTMENTS[: max(1, min(4, (self.devices + 2) // 3))]
         staff = make_staff(self.devices + (self.devices + 1) // 2, len(departments), random.Random(self.seed))
-        fakers = min(self.devices, max(len(FAKES), len(staff) // 8))  # a few, each way of faking at least once
+        fakers = self.fakers
+        if fakers is None:
+            fakers = min(self.devices, max(len(self.fakes), len(staff) // 8))  # a few, each way of faking at least once
         clerks = [Clerk(profile=p, card=bytes.fromhex(f"04{index:06x}")) for index, p in enumerate(staff)]
-        for clerk, kind in zip(self.rng.sample(clerks[: self.devices], fakers), FAKES * fakers, strict=False):
+        for clerk, kind in zip(self.rng.sample(clerks[: self.devices], fakers), self.fakes * fakers, strict=False):
             clerk.fake = kind
         desks: list[Desk] = []
         for index in range(self.devices):

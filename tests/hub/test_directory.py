@@ -17,7 +17,7 @@ from hub.directory_csv import export, import_folder
 from hub.errors import RegistryError, ReportError
 from hub.explain import explain, tally
 from hub.policy import Policy
-from hub.report import Period, aggregate, book, parse_period
+from hub.report import Period, aggregate, book, parse_period, render
 from protocol import Channel, SigningKey, topic
 from tests.helpers import batch_bytes, chain
 from tests.hub.conftest import HubDb
@@ -168,7 +168,7 @@ def test_policies_are_versions_that_apply_from_a_day_and_reports_name_them(hub_d
     hub_db.writer.write(registry.add_device, "d1", KEY.public.hex, department="A")
     hub_db.writer.write(registry.add_staff, "E1", department="A")
     hub_db.receive(topic("d1", Channel.RATINGS), batch_bytes(KEY, chain(KEY, "d1", 4, score=4)), NOW)
-    doc = {"name": "2025 review", "points": {"5": 100, "4": 80, "3": 60, "2": 0, "1": -50}, "timeout": 0}
+    doc = {"name": "2025 review", "points": {"5": 100, "4": 80, "3": 60, "2": 0, "1": -50}, "review_weight": 0.4}
     added = hub_db.writer.write(policy.add, doc, first_day=DAY, by="HR 张")
     assert (added.version, added.first_day, added.points[4]) == (1, DAY, 80)
     with pytest.raises(ReportError, match="must start after the latest one"):
@@ -182,6 +182,8 @@ def test_policies_are_versions_that_apply_from_a_day_and_reports_name_them(hub_d
     ]
     [row] = report.rows
     assert row.points == 4 * 80
+    [shown] = json.loads(render(report, period=period, fmt="json"))["rows"]
+    assert (shown["index"], shown["review"]) == ("75.0", "30.0")  # the rating part: 40 % of a review
     assert hub_db.rows("SELECT count(*) FROM ratings WHERE score = 4") == [(4,)]  # no rating was rewritten
 
 

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import date
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -313,3 +314,43 @@ def test_moves_made_while_workers_store_leave_every_rating_where_the_final_histo
         for day, department in reader.execute("SELECT day, department FROM ratings").fetchall():
             assert department == [unit for first, unit in periods if first <= day][-1]
         assert audit(reader)["problems"] == []
+
+
+@pytest.mark.parametrize(
+    ("timezone", "month_of_the_last_hour"),
+    [("Asia/Shanghai", "2025-12"), ("UTC", "2025-11"), ("America/Los_Angeles", "2025-11")],
+)
+def test_days_weeks_and_months_are_the_sites_in_its_time_zone(
+    tmp_path: Path, timezone: str, month_of_the_last_hour: str
+) -> None:
+    """A rating at 16:30 UTC on 30 November is on 1 December in Shanghai: a month, an ISO week and
+    a day of figures are cut at the site's midnight, not at UTC's."""
+    from hub.report import parse_period
+
+    url = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
+    writer = Writer.open(url)
+    writer.write(registry.add_device, "d1", KEY.public.hex, department="A")
+    writer.write(registry.add_staff, "E1", department="A")
+    t = 1_764_520_200_000  # 2025-11-30T16:30:00Z
+    record = Rating(
+        device="d1", seq=1, kind=Kind.PRESS, t=t, boot="b1", mono=1, fw="1", prev=GENESIS, staff="E1", score=5
+    ).signed(KEY)
+    ingest = Ingest(writer, HubConfig(timezone=timezone))
+    with writer.transaction():
+        ingest.receive(topic("d1", Channel.RATINGS), batch_bytes(KEY, [record]), t + 1_000)
+        ingest.end_group()
+    writer.close()
+    with Reader.open(url) as reader:
+        found = {
+            label: sum(row.total() for row in aggregate(reader, parse_period(label), "staff").rows)
+            for label in ("2025-11", "2025-12", "2025-W48", "2025-W49", "2025-11-30", "2025-12-01")
+        }
+    in_december = month_of_the_last_hour == "2025-12"
+    assert found == {
+        "2025-11": 0 if in_december else 1,
+        "2025-12": 1 if in_december else 0,
+        "2025-W48": 0 if in_december else 1,  # Monday 24 to Sunday 30 November
+        "2025-W49": 1 if in_december else 0,
+        "2025-11-30": 0 if in_december else 1,
+        "2025-12-01": 1 if in_december else 0,
+    }
