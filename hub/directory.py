@@ -224,16 +224,7 @@ def set_membership(
         check_id("unit", unit)
         if db.execute("SELECT 1 FROM units WHERE id = ?", (unit,)).fetchone() is None:
             raise RegistryError(f"staff {staff}: unit {unit} is not in the directory")
-    periods = overwrite(
-        history(db, "memberships", staff),
-        None if unit is None else Period(first_day, last_day, unit),
-        first_day,
-        last_day,
-    )
-    _write(db, "memberships", staff, periods)
-    current = periods[-1].value if periods and periods[-1].last_day is None else ""
-    db.execute("UPDATE staff SET department = ? WHERE id = ?", (current, staff))
-    return _reattribute_staff(db, staff, periods, first_day, last_day)
+    return _set_period(db, "memberships", staff, unit, first_day=first_day, last_day=last_day)
 
 
 def set_placement(
@@ -246,16 +237,7 @@ def set_placement(
     lock(db)
     if counter is not None:
         check_id("counter", counter)
-    periods = overwrite(
-        history(db, "placements", device),
-        None if counter is None else Period(first_day, last_day, counter),
-        first_day,
-        last_day,
-    )
-    _write(db, "placements", device, periods)
-    current = periods[-1].value if periods and periods[-1].last_day is None else ""
-    db.execute("UPDATE devices SET counter = ? WHERE id = ?", (current, device))
-    return _reattribute_device(db, device, periods, first_day, last_day)
+    return _set_period(db, "placements", device, counter, first_day=first_day, last_day=last_day)
 
 
 def replace_history(db: Database, table: str, key: str, periods: list[Period]) -> int:
@@ -278,14 +260,25 @@ def replace_history(db: Database, table: str, key: str, periods: list[Period]) -
     current = history(db, table, key)
     if current == ordered:
         return 0
-    _write(db, table, key, ordered)
-    now = ordered[-1].value if ordered and ordered[-1].last_day is None else ""
-    first = min(p.first_day for p in [*current, *ordered])
+    return _store(db, table, key, ordered, first_day=min(p.first_day for p in [*current, *ordered]), last_day=None)
+
+
+def _set_period(db: Database, table: str, key: str, value: str | None, *, first_day: str, last_day: str | None) -> int:
+    new = None if value is None else Period(first_day, last_day, value)
+    periods = overwrite(history(db, table, key), new, first_day, last_day)
+    return _store(db, table, key, periods, first_day=first_day, last_day=last_day)
+
+
+def _store(db: Database, table: str, key: str, periods: list[Period], *, first_day: str, last_day: str | None) -> int:
+    """Write a history, keep the current value on the staff's (devices') row, and re-attribute the
+    ratings of days first_day..last_day; how many moved."""
+    _write(db, table, key, periods)
+    now = periods[-1].value if periods and periods[-1].last_day is None else ""
     if table == "memberships":
         db.execute("UPDATE staff SET department = ? WHERE id = ?", (now, key))
-        return _reattribute_staff(db, key, ordered, first, None)
+        return _reattribute_staff(db, key, periods, first_day, last_day)
     db.execute("UPDATE devices SET counter = ? WHERE id = ?", (now, key))
-    return _reattribute_device(db, key, ordered, first, None)
+    return _reattribute_device(db, key, periods, first_day, last_day)
 
 
 def _check_days(first_day: str, last_day: str | None) -> None:

@@ -288,35 +288,30 @@ def _import(args: argparse.Namespace) -> int:
 
 def _move(args: argparse.Namespace) -> int:
     from hub import directory
-    from hub.errors import HubError
-    from hub.writer import Writer
 
-    unit = None if args.unit == "-" else args.unit
-    try:
-        with Writer.open(args.db) as writer:
-            moved = writer.write(
-                directory.set_membership, args.staff, unit, first_day=args.first_day, last_day=args.last_day
-            )
-    except HubError as exc:
-        return _fail("hub directory move", exc)
-    print(json.dumps({"staff": args.staff, "unit": unit, "from": args.first_day, "ratings_moved": moved}))
-    return 0
+    return _history_change("move", directory.set_membership, "staff", args.staff, "unit", args.unit, args)
 
 
 def _place(args: argparse.Namespace) -> int:
     from hub import directory
+
+    return _history_change("place", directory.set_placement, "device", args.device, "counter", args.counter, args)
+
+
+def _history_change(  # noqa: PLR0917 - one line of the command's output per argument
+    command: str, change: Any, whose: str, key: str, what: str, given: str, args: argparse.Namespace
+) -> int:
+    """`hub directory move|place`: one period of a history ('-': none), its ratings moved with it."""
     from hub.errors import HubError
     from hub.writer import Writer
 
-    counter = None if args.counter == "-" else args.counter
+    value = None if given == "-" else given
     try:
         with Writer.open(args.db) as writer:
-            moved = writer.write(
-                directory.set_placement, args.device, counter, first_day=args.first_day, last_day=args.last_day
-            )
+            moved = writer.write(change, key, value, first_day=args.first_day, last_day=args.last_day)
     except HubError as exc:
-        return _fail("hub directory place", exc)
-    print(json.dumps({"device": args.device, "counter": counter, "from": args.first_day, "ratings_moved": moved}))
+        return _fail(f"hub directory {command}", exc)
+    print(json.dumps({whose: key, what: value, "from": args.first_day, "ratings_moved": moved}, ensure_ascii=False))
     return 0
 
 
