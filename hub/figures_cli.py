@@ -106,15 +106,13 @@ def _add_directory(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     _add_db(move)
     move.add_argument("staff")
     move.add_argument("unit", help="the unit; '-' for none (the clerk left)")
-    move.add_argument("--from", dest="first_day", required=True, help="first day, YYYY-MM-DD (site time zone)")
-    move.add_argument("--to", dest="last_day", help="last day, YYYY-MM-DD (default: from then on)")
+    _add_days(move)
     move.set_defaults(func=_move)
     place = actions.add_parser("place", help="a terminal stands at a counter from a day (back-dating allowed)")
     _add_db(place)
     place.add_argument("device")
     place.add_argument("counter", help="the counter; '-' for none")
-    place.add_argument("--from", dest="first_day", required=True, help="first day, YYYY-MM-DD (site time zone)")
-    place.add_argument("--to", dest="last_day", help="last day, YYYY-MM-DD (default: from then on)")
+    _add_days(place)
     place.set_defaults(func=_place)
     bindings = actions.add_parser(
         "bindings", help="which clerk worked at which terminal on which day, as their signed records show it"
@@ -152,6 +150,12 @@ def _add_decisions(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     show = steps.add_parser("list", help="every stored policy, as JSON")
     _add_db(show)
     show.set_defaults(func=_policy_list)
+
+
+def _add_days(parser: argparse.ArgumentParser) -> None:
+    """The days a period of a history covers: --from (required) and --to (default: from then on)."""
+    parser.add_argument("--from", dest="first_day", required=True, help="first day, YYYY-MM-DD (site time zone)")
+    parser.add_argument("--to", dest="last_day", help="last day, YYYY-MM-DD (default: from then on)")
 
 
 def _fail(command: str, error: Exception) -> int:
