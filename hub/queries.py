@@ -70,6 +70,9 @@ def _bucket(row: Sequence[Any]) -> tuple[Bucket, int]:
     return (str(row[0]), str(row[1]), str(row[2]), str(row[3]), str(row[4]), int(row[5]), str(row[6])), int(row[7])
 
 
+# PostgreSQL's sum of a bigint is a numeric: cast back, so that Python gets ints on both.
+_LEVELS = "n0, n1, n2, n3, n4, n5"
+_LEVEL_SUMS = ", ".join(f"CAST(sum(n{score}) AS BIGINT)" for score in range(6))
 _DEVICES = f"SELECT {DEVICE_COLUMNS} FROM devices"  # noqa: S608 (constant names)
 _UNITS_PER_QUERY = 500  # bound parameters per query stay far below SQLite's and PostgreSQL's limits
 
@@ -251,6 +254,9 @@ class Reader:
                 continue
             rows = self.db.execute(f"SELECT {keys}, n FROM {table} WHERE n != 0").fetchall()  # noqa: S608
             found[table] = sorted((tuple(r[:-1]), int(r[-1])) for r in rows)
+        for table, keys in rollups.LEVEL_TABLES.items():
+            rows = self.db.execute(f"SELECT {keys}, n0, n1, n2, n3, n4, n5 FROM {table}").fetchall()  # noqa: S608
+            found[table] = sorted(((*r[:-6], score), int(n)) for r in rows for score, n in enumerate(r[-6:]) if n)
         return found
 
     def tallies(
@@ -260,22 +266,26 @@ class Reader:
         presses per level 1..5, unanswered invitations not left out, left out per EXCLUSIONS).
 
         `by`: "staff" (rows per clerk and unit), "counter" (per counter and unit) or "unit" (per
-        unit, key ''). Whole months are read from the monthly roll-ups, the days around them from
-        the daily ones; the policy is applied in SQL, so a province's month comes back as one row
-        per clerk, not one per cell. `key`: one clerk (or unit) only.
+        unit, key ''). Whole months are read from the month tables with the levels side by side
+        (counters: from monthly_counts), the days around them from the daily ones, the policy
+        applied in SQL there; a province's month comes back as one row per clerk, not one per
+        cell. `key`: one clerk (or unit) only.
         """
         if by not in ("staff", "counter", "unit"):
             raise ValueError(f"tallies by staff, counter or unit, not {by!r}")
+        months, days = _whole_months(first, last)
+        found: list[tuple[str, str, list[int], int, list[int]]] = []
+        if months and by != "counter":
+            found += self._month_tallies(by, months, policy, key)
+            months = None
         group = {"staff": "staff, department", "counter": "counter, department", "unit": "department"}[by]
         shown = "'', department" if by == "unit" else group
         key_column = "department" if by == "unit" else by
-        daily, monthly = ("unit_days", "unit_months") if by == "unit" else ("daily_counts", "monthly_counts")
+        daily = "unit_days" if by == "unit" else "daily_counts"
         columns, params = _judged(policy)
         where_key = f" AND {key_column} = ?" if key is not None else ""
-        months, days = _whole_months(first, last)
-        reads = [(monthly, "month", *months)] if months else []
+        reads = [("monthly_counts", "month", *months)] if months else []  # counters' months
         reads += [(daily, "day", lo, hi) for lo, hi in days]
-        found = []
         for table, column, lo, hi in reads:
             rows = self.db.execute(
                 f"SELECT {shown}, {columns} FROM {table} "  # noqa: S608 - constant names and expressions
@@ -286,6 +296,59 @@ class Reader:
                 values = [int(v or 0) for v in row[2:]]
                 found.append((str(row[0]), str(row[1]), values[:5], values[5], values[6:]))
         return found
+
+    def _month_tallies(
+        self, by: str, months: tuple[str, str], policy: Policy, key: str | None
+    ) -> list[tuple[str, str, list[int], int, list[int]]]:
+        """`tallies` of whole months, from the month tables with levels side by side: the rows
+        come per flags value and the policy judges each flags value once, here."""
+        table, shown, key_column = (
+            ("staff_month_levels", "staff, department", "staff")
+            if by == "staff"
+            else ("unit_month_levels", "'', department", "department")
+        )
+        where_key = f" AND {key_column} = ?" if key is not None else ""
+        if months[0] == months[1]:  # one month: a row per key already, no grouping to pay for
+            sql = f"SELECT {shown}, flags, {_LEVELS} FROM {table} WHERE month = ?{where_key}"  # noqa: S608
+            params: tuple[str, ...] = (months[0],)
+        else:
+            group = "staff, department, flags" if by == "staff" else "department, flags"
+            sql = (
+                f"SELECT {shown}, flags, {_LEVEL_SUMS} FROM {table} "  # noqa: S608 - constant names
+                f"WHERE month BETWEEN ? AND ?{where_key} GROUP BY {group}"
+            )
+            params = months
+        rows = self.db.execute(sql, (*params, *([key] if key is not None else [])))
+        judged: dict[str, int] = {}  # flags -> -1 (counted) or the index of the exclusion that leaves it out
+        tallies: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
+        last_key = last_unit = None
+        entry: tuple[list[int], list[int]] = ([], [])
+        for row_key, unit, flags, n0, n1, n2, n3, n4, n5 in rows:
+            verdict = judged.get(flags)
+            if verdict is None:
+                reason = policy.excluded_by(flags)
+                verdict = judged[flags] = -1 if reason is None else EXCLUSIONS.index(reason)
+            if row_key != last_key or unit != last_unit:  # rows mostly come in key order: one look-up per key
+                last_key, last_unit = row_key, unit
+                found = tallies.get((row_key, unit))
+                if found is None:
+                    found = tallies[(row_key, unit)] = ([0] * 6, [0] * len(EXCLUSIONS))
+                entry = found
+            if verdict < 0:
+                counted = entry[0]
+                counted[0] += n0
+                counted[1] += n1
+                counted[2] += n2
+                counted[3] += n3
+                counted[4] += n4
+                counted[5] += n5
+            else:
+                entry[1][verdict] += n0 + n1 + n2 + n3 + n4 + n5
+        return [
+            (row_key, unit, counted[1:], counted[0], excluded)
+            for (row_key, unit), (counted, excluded) in tallies.items()
+            if any(counted) or any(excluded)
+        ]
 
     def staff_names(self, staff: str | None = None) -> dict[str, tuple[str, str]]:
         """{staff id: (name, current unit)}, of everyone or of one clerk."""

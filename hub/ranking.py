@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 __all__ = ["MIN_RATINGS", "Z95", "Standing", "rank", "wilson"]
 
@@ -38,9 +37,9 @@ def wilson(successes: int, total: int, z: float = Z95) -> tuple[float, float]:
     return low, high
 
 
-@dataclass(frozen=True, slots=True)
-class Standing:
-    """Where one row stands: its rank (None: not enough ratings), and the interval behind it."""
+class Standing(NamedTuple):
+    """Where one row stands: its rank (None: not enough ratings), and the interval behind it.
+    (A named tuple: a province makes fifty thousand of them.)"""
 
     rank: int | None
     counted: int
@@ -56,20 +55,24 @@ def rank(rows: Iterable[tuple[str, int, int]], *, minimum: int = MIN_RATINGS) ->
     """{key: Standing} of rows given as (key, satisfied, counted). Rows with at least `minimum`
     counted ratings are ranked by the interval's lower bound, highest first (equal bounds share a
     rank, the next rank skipping as in 1, 2, 2, 4); the others get no rank."""
-    standings: dict[str, Standing] = {}
+    bounds: dict[str, tuple[int, float | None, float | None]] = {}
     ranked: list[tuple[float, int, str]] = []
     for key, satisfied, counted in rows:
         low, high = wilson(satisfied, counted) if counted else (None, None)
-        standings[key] = Standing(rank=None, counted=counted, low=low, high=high)
+        bounds[key] = (counted, low, high)
         if counted >= max(1, minimum) and low is not None:
             ranked.append((low, counted, key))
     ranked.sort(key=lambda item: (-item[0], -item[1], item[2]))
+    places: dict[str, int] = {}
     previous: float | None = None
     place = 0
     for position, (low, _counted, key) in enumerate(ranked, start=1):
         if previous is None or previous - low > _TIE:
             place = position
         previous = low
-        standing = standings[key]
-        standings[key] = Standing(rank=place, counted=standing.counted, low=standing.low, high=standing.high)
-    return standings
+        places[key] = place
+    # Each Standing made once: a province ranks fifty thousand clerks.
+    return {
+        key: Standing(rank=places.get(key), counted=counted, low=low, high=high)
+        for key, (counted, low, high) in bounds.items()
+    }

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from fractions import Fraction
+from operator import itemgetter
 from typing import Any
 
 from hub.errors import ReportError
@@ -137,7 +138,11 @@ LEVELS = ("staff", "counter", "department", "site", "unit")
 UNKNOWN_CLERK = "unknown clerk"
 
 
-@dataclass
+def _no_exclusions() -> dict[str, int]:
+    return dict.fromkeys(EXCLUSIONS, 0)
+
+
+@dataclass(slots=True)
 class Figures:
     """The figures of one row: a staff member, counter or unit, over a period.
 
@@ -149,10 +154,10 @@ class Figures:
     key: str
     name: str = ""
     department: str = ""
-    levels: dict[int, int] = field(default_factory=lambda: dict.fromkeys(range(5, 0, -1), 0))
-    as_timeout: dict[int, int] = field(default_factory=lambda: dict.fromkeys(range(5, 0, -1), 0))
+    levels: dict[int, int] = field(default_factory=lambda: {5: 0, 4: 0, 3: 0, 2: 0, 1: 0})
+    as_timeout: dict[int, int] = field(default_factory=lambda: {5: 0, 4: 0, 3: 0, 2: 0, 1: 0})
     unanswered: int = 0
-    excluded: dict[str, int] = field(default_factory=lambda: dict.fromkeys(EXCLUSIONS, 0))
+    excluded: dict[str, int] = field(default_factory=_no_exclusions)
     points: int = 0
     known: bool = True
     where: str = ""  # an unknown clerk's terminals and counters
@@ -180,28 +185,67 @@ class Figures:
         return None if mean is None else (mean - 1) * 25
 
     def add(self, other: Figures) -> None:
-        for level in self.levels:
-            self.levels[level] += other.levels[level]
-            self.as_timeout[level] += other.as_timeout[level]
-        for reason in self.excluded:
-            self.excluded[reason] += other.excluded[reason]
+        levels, as_timeout, excluded = self.levels, self.as_timeout, self.excluded
+        for level, n in other.levels.items():
+            levels[level] += n
+        for level, n in other.as_timeout.items():
+            as_timeout[level] += n
+        for reason, n in other.excluded.items():
+            excluded[reason] += n
         self.unanswered += other.unanswered
         self.points += other.points
+
+    @classmethod
+    def judged(
+        cls,
+        key: str,
+        name: str,
+        tallied: tuple[list[int], int, list[int]],
+        policy: Policy,
+        *,
+        known: bool = True,
+        department: str = "",
+    ) -> Figures:
+        """A row made of one tally (see `tally`) at once: what most rows of a report are."""
+        (n1, n2, n3, n4, n5), unanswered, excluded = tallied
+        points = policy.points
+        as_timeout = {5: 0, 4: 0, 3: 0, 2: 0, 1: 0}
+        earned = points[1] * n1 + points[2] * n2 + points[3] * n3 + points[4] * n4 + points[5] * n5
+        if unanswered and policy.timeout:
+            as_timeout[policy.timeout] = unanswered
+            earned += points[policy.timeout] * unanswered
+        return cls(
+            key=key,
+            name=name,
+            department=department,
+            levels={5: n5, 4: n4, 3: n3, 2: n2, 1: n1},
+            as_timeout=as_timeout,
+            unanswered=unanswered,
+            excluded=dict(zip(EXCLUSIONS, excluded, strict=True)),
+            points=earned,
+            known=known,
+        )
 
     def tally(self, levels: list[int], unanswered: int, excluded: list[int], policy: Policy) -> None:
         """Add what `policy` made of some cells (hub.queries.Reader.tallies): presses counted per
         level 1..5, unanswered invitations kept, records left out per EXCLUSIONS."""
-        for level, n in enumerate(levels, start=1):
-            if n:
-                self.levels[level] += n
-                self.points += policy.points[level] * n
+        # Unrolled: a province's staff report adds fifty thousand of these.
+        mine, points = self.levels, policy.points
+        n1, n2, n3, n4, n5 = levels
+        mine[1] += n1
+        mine[2] += n2
+        mine[3] += n3
+        mine[4] += n4
+        mine[5] += n5
+        self.points += points[1] * n1 + points[2] * n2 + points[3] * n3 + points[4] * n4 + points[5] * n5
         if unanswered:
             self.unanswered += unanswered
             if policy.timeout:
                 self.as_timeout[policy.timeout] += unanswered
-                self.points += policy.points[policy.timeout] * unanswered
-        for reason, n in zip(EXCLUSIONS, excluded, strict=True):
-            self.excluded[reason] += n
+                self.points += points[policy.timeout] * unanswered
+        if any(excluded):
+            for reason, n in zip(EXCLUSIONS, excluded, strict=True):
+                self.excluded[reason] += n
 
 
 @dataclass
@@ -241,21 +285,23 @@ def aggregate(
     rolled: dict[str, list[str]] = {}  # unit -> the rows it counts in (the tree walked once per unit)
     rows: dict[str, Figures] = {}
     unattributed = Figures(key="")
-    seen: dict[str, set[str]] = {}
+    moved: dict[str, set[str]] = {}  # staff -> the units they counted for, when more than one
     for first, last, policy in stretches:
         for row_key, unit, levels, unanswered, excluded in reader.tallies(by, first, last, policy, key=key):
-            row_keys = _targets(tree, rolled, level, row_key, unit) if by == "unit" else [row_key]
-            if not row_keys:
-                unattributed.tally(levels, unanswered, excluded, policy)
-                continue
-            for each in row_keys:
-                entry = rows.get(each)
+            if by != "unit":
+                entry = rows.get(row_key)
                 if entry is None:
-                    entry = rows[each] = _row(each, level, names, tree)
+                    tallied = (levels, unanswered, excluded)
+                    rows[row_key] = _row(row_key, level, names, tree, tallied=tallied, policy=policy, unit=unit)
+                    continue
                 entry.tally(levels, unanswered, excluded, policy)
-            if level == "staff" and unit:
-                seen.setdefault(row_key, set()).add(unit)
-    for staff, units in seen.items():
+                if level == "staff" and unit and unit != entry.department:
+                    moved.setdefault(row_key, {entry.department} - {""}).add(unit)
+                continue
+            targets = _targets(tree, rolled, level, row_key, unit)
+            tallied = (levels, unanswered, excluded)
+            _count_in(rows, targets or [unattributed], level, tree=tree, tallied=tallied, policy=policy)
+    for staff, units in moved.items():
         rows[staff].department = ",".join(sorted(units))
     for entry in rows.values():
         if not entry.known:
@@ -280,13 +326,42 @@ def _targets(tree: Tree, rolled: dict[str, list[str]], level: str, _key: str, un
     return found
 
 
-def _row(key: str, level: str, names: dict[str, tuple[str, str]], tree: Tree) -> Figures:
+def _count_in(
+    rows: dict[str, Figures],
+    targets: list[str] | list[Figures],
+    level: str,
+    *,
+    tree: Tree,
+    tallied: tuple[list[int], int, list[int]],
+    policy: Policy,
+) -> None:
+    """Count a unit's tally in every row it rolls up to (or in the unattributed figures)."""
+    for target in targets:
+        entry = target if isinstance(target, Figures) else rows.get(target)
+        if entry is None:
+            rows[str(target)] = _row(str(target), level, {}, tree, tallied=tallied, policy=policy)
+        else:
+            entry.tally(*tallied, policy)
+
+
+def _row(
+    key: str,
+    level: str,
+    names: dict[str, tuple[str, str]],
+    tree: Tree,
+    *,
+    tallied: tuple[list[int], int, list[int]],
+    policy: Policy,
+    unit: str = "",
+) -> Figures:
+    """A report's row, first seen with `tallied` (of `unit`, at the staff level: its department)."""
     if level == "staff":
         known = key in names
-        return Figures(key=key, name=names[key][0] if known else UNKNOWN_CLERK, known=known)
+        name = names[key][0] if known else UNKNOWN_CLERK
+        return Figures.judged(key, name, tallied, policy, known=known, department=unit)
     if level == "counter":
-        return Figures(key=key, name=key)
-    return Figures(key=key, name=tree[key][2] if key in tree else key)
+        return Figures.judged(key, key, tallied, policy)
+    return Figures.judged(key, tree[key][2] if key in tree else key, tallied, policy)
 
 
 def roll_up(tree: dict[str, tuple[str | None, str, str]], unit: str, level: str) -> list[str]:
@@ -309,8 +384,9 @@ def ranked(rows: list[Figures], *, minimum: int) -> dict[str, Standing]:
     counts = []
     for row in rows:
         if row.known:
-            counted = row.counted()
-            counts.append((row.key, counted[5] + counted[4], sum(counted.values())))
+            levels, as_timeout = row.levels, row.as_timeout
+            satisfied = levels[5] + levels[4] + as_timeout[5] + as_timeout[4]
+            counts.append((row.key, satisfied, sum(levels.values()) + sum(as_timeout.values())))
     return rank(counts, minimum=minimum)
 
 
@@ -336,6 +412,11 @@ def _pad(text: str, width: int, right: bool) -> str:
     return gap + text if right else text + gap
 
 
+_STRING = json.encoder.encode_basestring  # a JSON string, non-ASCII kept (as ensure_ascii=False)
+_LEVEL_NAMES = tuple((level, f"n{level}") for level in range(5, 0, -1))
+_LEFT_OUT_NAMES = tuple((reason, f"left_out_{reason}") for reason in EXCLUSIONS)
+
+
 def _records(
     rows: Iterable[Figures],
     level: str,
@@ -346,34 +427,39 @@ def _records(
 ) -> list[dict[str, Any]]:
     out = []
     share = Fraction(weight).limit_denominator(1000)
+    numerator, denominator = share.numerator, share.denominator
     for f in rows:
         record: dict[str, Any] = {level: f.key}
+        standing = standings.get(f.key) if standings is not None else None
         if standings is not None:
-            standing = standings.get(f.key)
             record["rank"] = standing.rank if standing is not None and standing.rank is not None else "-"
         record["name"] = f.name
         if level == "staff":
             record["department"] = f.department if f.known else f.where
-        record.update({f"n{level}": f.levels[level] for level in range(5, 0, -1)})
+        levels, as_timeout = f.levels, f.as_timeout
+        for key, name in _LEVEL_NAMES:
+            record[name] = levels[key]
         # Exact, in integers: the same digits as the Fractions of Figures give, rounded half to
         # even, at a fraction of their cost for a province's fifty thousand rows.
-        counted = f.counted()
-        total = sum(counted.values())
-        score_sum = sum(level * n for level, n in counted.items())
-        satisfied = counted[5] + counted[4]
-        record.update(
-            unanswered=f.unanswered,
-            total=total,
-            mean=_ratio(score_sum, total, 2),
-            index=_ratio((score_sum - total) * 25, total, 1),
-            satisfaction=_ratio(satisfied * 100, total, 1),
-            points=f.points,
-            review=_ratio((score_sum - total) * 25 * share.numerator, total * share.denominator, 1),
-            left_out=sum(f.excluded.values()),
+        c5, c4, c3, c2, c1 = (levels[key] + as_timeout[key] for key in (5, 4, 3, 2, 1))
+        total = c5 + c4 + c3 + c2 + c1
+        score_sum = 5 * c5 + 4 * c4 + 3 * c3 + 2 * c2 + c1
+        excluded = f.excluded
+        record["unanswered"] = f.unanswered
+        record["total"] = total
+        record["mean"] = _ratio(score_sum, total, 2)
+        record["index"] = _ratio((score_sum - total) * 25, total, 1)
+        record["satisfaction"] = _ratio((c5 + c4) * 100, total, 1)
+        record["points"] = f.points
+        record["review"] = (
+            record["index"]
+            if numerator == denominator
+            else _ratio((score_sum - total) * 25 * numerator, total * denominator, 1)
         )
-        record.update({f"left_out_{reason}": n for reason, n in f.excluded.items()})
+        record["left_out"] = sum(excluded.values())
+        for reason, name in _LEFT_OUT_NAMES:
+            record[name] = excluded[reason]
         if standings is not None:
-            standing = standings.get(f.key)
             record["satisfaction_low"] = _percent(standing.low if standing else None)
             record["satisfaction_high"] = _percent(standing.high if standing else None)
         if before is not None:
@@ -385,17 +471,90 @@ def _records(
     return out
 
 
+def _json_rows(
+    rows: Iterable[Figures],
+    level: str,
+    standings: dict[str, Standing] | None = None,
+    before: dict[str, Figures] | None = None,
+    *,
+    weight: float = 1.0,
+) -> list[str]:
+    """Each row's record (see `_records`) as `json.dumps(record, ensure_ascii=False)` writes it, made
+    from a template: the same text at a third of the cost, which a province's fifty thousand rows
+    notice. Figures shown as decimals ("-" when missing) need no escaping and are quoted by the
+    template. tests/hub/test_report.py holds the two to the same bytes."""
+    text = _STRING
+    head = f"{{{text(level)}: %s, "
+    if standings is not None:
+        head += '"rank": %s, '
+    head += '"name": %s, '
+    if level == "staff":
+        head += '"department": %s, '
+    body = (
+        '"n5": %d, "n4": %d, "n3": %d, "n2": %d, "n1": %d, "unanswered": %d, "total": %d, "mean": "%s", '
+        '"index": "%s", "satisfaction": "%s", "points": %d, "review": "%s", "left_out": %d, '
+        + ", ".join(f'"left_out_{reason}": %d' for reason in EXCLUSIONS)
+    )
+    tail = ', "satisfaction_low": "%s", "satisfaction_high": "%s"' if standings is not None else ""
+    if before is not None:
+        tail += ', "satisfaction_change": "%s", "index_change": "%s"'
+    template = head + body + tail + "}"
+    share = Fraction(weight).limit_denominator(1000)
+    numerator, denominator = share.numerator, share.denominator
+    left_out = itemgetter(*EXCLUSIONS)
+    ratio, percent = _ratio, _percent
+    lines = []
+    for f in rows:
+        key = f.key
+        values: list[Any] = [text(key)]
+        standing = standings.get(key) if standings is not None else None
+        if standings is not None:
+            values.append(standing.rank if standing is not None and standing.rank is not None else '"-"')
+        values.append(text(f.name))
+        if level == "staff":
+            values.append(text(f.department if f.known else f.where))
+        levels, as_timeout, excluded = f.levels, f.as_timeout, f.excluded
+        n5, n4, n3, n2, n1 = levels[5], levels[4], levels[3], levels[2], levels[1]
+        c5, c4, c3, c2, c1 = (
+            n5 + as_timeout[5],
+            n4 + as_timeout[4],
+            n3 + as_timeout[3],
+            n2 + as_timeout[2],
+            n1 + as_timeout[1],
+        )
+        total = c5 + c4 + c3 + c2 + c1
+        score_sum = 5 * c5 + 4 * c4 + 3 * c3 + 2 * c2 + c1
+        index = ratio((score_sum - total) * 25, total, 1)
+        review = (
+            index if numerator == denominator else ratio((score_sum - total) * 25 * numerator, total * denominator, 1)
+        )
+        dropped = left_out(excluded)
+        values += (n5, n4, n3, n2, n1, f.unanswered, total, ratio(score_sum, total, 2), index)
+        values += (ratio((c5 + c4) * 100, total, 1), f.points, review, sum(dropped), *dropped)
+        if standing is not None:
+            values += (percent(standing.low), percent(standing.high))
+        elif standings is not None:
+            values += ("-", "-")
+        if before is not None:
+            earlier = before.get(key)
+            values.append(_change(f.satisfaction(), earlier.satisfaction() if earlier else None, 100))
+            values.append(_change(f.index(), earlier.index() if earlier else None, 1))
+        lines.append(template % tuple(values))
+    return lines
+
+
 def _ratio(numerator: int, denominator: int, places: int) -> str:
-    """numerator / denominator with `places` decimals, rounded half to even; "-" for 0 / 0."""
+    """numerator / denominator with `places` (1 or 2) decimals, rounded half to even; "-" for 0 / 0."""
     if not denominator:
         return "-"
-    scaled = numerator * 10**places
-    whole, rest = divmod(abs(scaled), denominator)
-    if 2 * rest > denominator or (2 * rest == denominator and whole % 2):
+    scale = 100 if places == 2 else 10
+    scaled = numerator * scale
+    whole, rest = divmod(scaled if scaled >= 0 else -scaled, denominator)
+    if 2 * rest > denominator or (2 * rest == denominator and whole & 1):
         whole += 1
+    integer, part = divmod(whole, scale)
     sign = "-" if scaled < 0 and whole else ""
-    integer, part = divmod(whole, 10**places)
-    return f"{sign}{integer}.{part:0{places}d}" if places else f"{sign}{integer}"
+    return f"{sign}{integer}.{part:02d}" if places == 2 else f"{sign}{integer}.{part}"
 
 
 def _change(now: Fraction | None, then: Fraction | None, scale: int) -> str:
@@ -432,18 +591,17 @@ def render(
         raise ReportError(f"--format must be one of {FORMATS}, got {fmt!r}")
     extras = extras or Extras()
     level, rows = report.level, report.rows
-    total = Figures(key="total", name="")
-    for row in rows:
-        total.add(row)
+    total = _total(rows)
     standings = extras.standings
     if standings is not None:
         rows = sorted(rows, key=lambda f: _rank_order(standings.get(f.key), f.key))
     earlier = None if extras.before is None else {row.key: row for row in extras.before}
     weight = report.policies[-1][2].review_weight if report.policies else 1.0
-    records = _records(rows, level, standings, earlier, weight=weight)
     total_record = _records([total], level, weight=weight)[0]
     if fmt == "json":
-        return _json(records, total_record, report=report, period=period, labels=labels, extras=extras)
+        lines = _json_rows(rows, level, standings, earlier, weight=weight)
+        return _json(lines, total_record, report=report, period=period, labels=labels, extras=extras)
+    records = _records(rows, level, standings, earlier, weight=weight)
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(records[0] if records else total_record), lineterminator="\n")
@@ -453,12 +611,31 @@ def render(
     return _table(records, total_record, report=report, period=period, labels=labels, extras=extras)
 
 
+def _total(rows: list[Figures]) -> Figures:
+    """The sum of `rows`, column by column (summed in C: a province has fifty thousand rows)."""
+    total = Figures(key="total", name="")
+    if not rows:
+        return total
+    by_level, by_reason = itemgetter(5, 4, 3, 2, 1), itemgetter(*EXCLUSIONS)
+    for level, n in zip((5, 4, 3, 2, 1), map(sum, zip(*(by_level(r.levels) for r in rows), strict=True)), strict=True):
+        total.levels[level] = n
+    for level, n in zip(
+        (5, 4, 3, 2, 1), map(sum, zip(*(by_level(r.as_timeout) for r in rows), strict=True)), strict=True
+    ):
+        total.as_timeout[level] = n
+    for reason, n in zip(EXCLUSIONS, map(sum, zip(*(by_reason(r.excluded) for r in rows), strict=True)), strict=True):
+        total.excluded[reason] = n
+    total.unanswered = sum(r.unanswered for r in rows)
+    total.points = sum(r.points for r in rows)
+    return total
+
+
 def _policy_notes(report: Report) -> list[dict[str, Any]]:
     return [{"first_day": a, "last_day": b, **p.as_json()} for a, b, p in report.policies]
 
 
 def _json(
-    records: list[dict[str, Any]],
+    lines: list[str],
     total: dict[str, Any],
     *,
     report: Report,
@@ -471,7 +648,7 @@ def _json(
         "level": report.level,
         "policies": _policy_notes(report),
         "labels": dict(zip(["n5", "n4", "n3", "n2", "n1"], labels, strict=True)),
-        "rows": records,
+        "rows": [],
         "total": total,
     }
     if report.level not in ("staff", "counter"):
@@ -485,12 +662,12 @@ def _json(
             "by": "lower bound of the 95 % Wilson interval of the satisfaction rate",
             "minimum_counted": extras.minimum,
         }
-    # Rows one per line, each encoded compactly (json's fast path): a province's staff report is
-    # fifty thousand rows, and an indented document takes seconds to encode.
-    rows = document.pop("rows")
+    # Rows one per line, each as compact as json.dumps makes it (see _json_rows): a province's staff
+    # report is fifty thousand rows, and an indented document takes seconds to encode.
+    document.pop("rows")
     head = json.dumps(document, ensure_ascii=False, indent=2)
-    lines = ",\n    ".join(json.dumps(row, ensure_ascii=False) for row in rows)
-    return head[:-2] + ',\n  "rows": [' + (f"\n    {lines}\n  " if rows else "") + "]\n}"
+    joined = ",\n    ".join(lines)
+    return head[:-2] + ',\n  "rows": [' + (f"\n    {joined}\n  " if lines else "") + "]\n}"
 
 
 def _table(

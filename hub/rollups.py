@@ -1,8 +1,12 @@
 """The roll-ups reports read, kept in the transaction that stores what they count.
 
-Four tables count the same thing at different grains: `daily_counts` per day, clerk, unit,
-counter, kind, level and flags; `monthly_counts` per month; `unit_days` and `unit_months` per unit
-only (a department's month reads a few hundred rows instead of every clerk's). Every rating with a
+Five tables count the same thing at different grains: `daily_counts` per day, clerk, unit,
+counter, kind, level and flags; `monthly_counts` per month (counters' months are read from it);
+`unit_days` per unit only (a department's day reads a few hundred rows instead of every clerk's);
+and two months with the levels side by side (`LEVEL_TABLES`: n0 unanswered invitations, n1..n5
+presses per level, one row per clerk or unit and flags value), which a month's report reads: a
+fifth of monthly_counts' rows. For comparing, those two are spelled out as cells like the others,
+(*key, level) -> n. Every rating with a
 clerk is in exactly one cell of each. A cell's flags are the record's own, plus what happened to it
 since: `superseded` (an amend replaced it) and `invalidated` (a decision left it out). Whether
 such a rating counts is the scoring policy's business (hub.policy), not the roll-ups'.
@@ -19,7 +23,18 @@ from collections.abc import Mapping
 from hub.db import Database
 from hub.rows import Bucket
 
-__all__ = ["INVALIDATED", "RECOUNT", "SUPERSEDED", "apply", "cell_flags", "coarser", "rebuild", "spans"]
+__all__ = [
+    "DERIVE_LEVELS",
+    "INVALIDATED",
+    "LEVEL_TABLES",
+    "RECOUNT",
+    "SUPERSEDED",
+    "apply",
+    "cell_flags",
+    "coarser",
+    "rebuild",
+    "spans",
+]
 
 SUPERSEDED = "superseded"
 INVALIDATED = "invalidated"
@@ -51,7 +66,6 @@ KEYS = {
     "daily_counts": "day, staff, department, counter, kind, score, flags",
     "monthly_counts": "month, staff, department, counter, kind, score, flags",
     "unit_days": "day, department, kind, score, flags",
-    "unit_months": "month, department, kind, score, flags",
 }
 _UPSERT = {
     table: (
@@ -59,6 +73,21 @@ _UPSERT = {
         f"ON CONFLICT ({keys}) DO UPDATE SET n = {table}.n + excluded.n"
     )
     for table, keys in KEYS.items()
+}
+# Months with the levels side by side: {table: key columns}; the counts are n0 (score 0: unanswered
+# invitations) and n1..n5. As cells, (*key, score) -> n.
+LEVEL_TABLES = {
+    "staff_month_levels": "month, staff, department, flags",
+    "unit_month_levels": "month, department, flags",
+}
+_LEVELS = ", ".join(f"n{score}" for score in range(6))
+_LEVEL_UPSERT = {
+    table: (
+        f"INSERT INTO {table} ({keys}, {_LEVELS}) VALUES ({', '.join('?' * (keys.count(',') + 7))}) "  # noqa: S608
+        f"ON CONFLICT ({keys}) DO UPDATE SET "
+        + ", ".join(f"n{score} = {table}.n{score} + excluded.n{score}" for score in range(6))
+    )
+    for table, keys in LEVEL_TABLES.items()
 }
 _SPAN = (
     "INSERT INTO device_days (device, day, staff, first_seq, last_seq, first_ms, last_ms) "
@@ -76,14 +105,17 @@ Span = tuple[str, str, str]
 
 def coarser(daily: Mapping[Bucket, int]) -> dict[str, Counter[tuple[str | int, ...]]]:
     """The cells of the coarser roll-ups that daily cells (or their changes) add up to."""
-    found: dict[str, Counter[tuple[str | int, ...]]] = {table: Counter() for table in KEYS if table != "daily_counts"}
-    months, unit_days, unit_months = found["monthly_counts"], found["unit_days"], found["unit_months"]
+    tables = [*(table for table in KEYS if table != "daily_counts"), *LEVEL_TABLES]
+    found: dict[str, Counter[tuple[str | int, ...]]] = {table: Counter() for table in tables}
+    months, unit_days = found["monthly_counts"], found["unit_days"]
+    staff_levels, unit_levels = found["staff_month_levels"], found["unit_month_levels"]
     for (day, staff, department, counter, kind, score, flags), n in daily.items():
         if n:
             month = day[:7]
             months[(month, staff, department, counter, kind, score, flags)] += n
             unit_days[(day, department, kind, score, flags)] += n
-            unit_months[(month, department, kind, score, flags)] += n
+            staff_levels[(month, staff, department, flags, score)] += n
+            unit_levels[(month, department, flags, score)] += n
     return found
 
 
@@ -94,9 +126,21 @@ def apply(db: Database, deltas: Mapping[Bucket, int]) -> None:
         return
     db.executemany(_UPSERT["daily_counts"], daily)
     for table, cells in coarser(deltas).items():
+        if table in LEVEL_TABLES:
+            db.executemany(_LEVEL_UPSERT[table], _side_by_side(cells))
+            continue
         rows = [(*cell, n) for cell, n in cells.items() if n]
         if rows:
             db.executemany(_UPSERT[table], rows)
+
+
+def _side_by_side(cells: Mapping[tuple[str | int, ...], int]) -> list[tuple[str | int, ...]]:
+    """Cells (*key, score) -> n as rows (*key, n0, .., n5), leaving out keys whose changes are all 0."""
+    rows: dict[tuple[str | int, ...], list[int]] = {}
+    for cell, n in cells.items():
+        if n:
+            rows.setdefault(cell[:-1], [0] * 6)[int(cell[-1])] += n
+    return [(*key, *levels) for key, levels in rows.items()]
 
 
 def spans(db: Database, found: Mapping[Span, list[int]]) -> None:
@@ -109,7 +153,7 @@ def rebuild(db: Database) -> None:
     """Recount every roll-up and span from the ratings (a repair, and for rows put in directly;
     ingest keeps them right). A write function: `writer.write(rebuild)`."""
     db.require_transaction("rebuilding the roll-ups")
-    for table in (*KEYS, "device_days"):
+    for table in (*KEYS, *LEVEL_TABLES, "device_days"):
         db.execute(f"DELETE FROM {table}")  # noqa: S608 (constant names)
     db.execute(f"INSERT INTO daily_counts ({KEYS['daily_counts']}, n) {RECOUNT}")
     db.execute(
@@ -122,13 +166,22 @@ def rebuild(db: Database) -> None:
         "SELECT day, department, kind, score, flags, sum(n) FROM daily_counts "
         "GROUP BY day, department, kind, score, flags"
     )
-    db.execute(
-        f"INSERT INTO unit_months ({KEYS['unit_months']}, n) "  # noqa: S608
-        "SELECT substr(day, 1, 7), department, kind, score, flags, sum(n) FROM daily_counts "
-        "GROUP BY substr(day, 1, 7), department, kind, score, flags"
-    )
+    for statement in DERIVE_LEVELS:
+        db.execute(statement)
     db.execute(
         "INSERT INTO device_days (device, day, staff, first_seq, last_seq, first_ms, last_ms) "
         "SELECT device, day, staff, min(seq), max(seq), min(at_ms), max(at_ms) FROM ratings "
         "WHERE staff IS NOT NULL GROUP BY device, day, staff"
     )
+
+
+_BY_LEVEL = ", ".join(f"sum(CASE WHEN score = {score} THEN n ELSE 0 END)" for score in range(6))
+# The month tables with levels side by side, from daily_counts (rebuild, and the benchmark's prefill).
+DERIVE_LEVELS = (
+    f"INSERT INTO staff_month_levels ({LEVEL_TABLES['staff_month_levels']}, {_LEVELS}) "  # noqa: S608
+    f"SELECT substr(day, 1, 7), staff, department, flags, {_BY_LEVEL} FROM daily_counts "
+    "GROUP BY substr(day, 1, 7), staff, department, flags",
+    f"INSERT INTO unit_month_levels ({LEVEL_TABLES['unit_month_levels']}, {_LEVELS}) "  # noqa: S608
+    f"SELECT month, department, flags, {', '.join(f'sum(n{score})' for score in range(6))} "
+    "FROM staff_month_levels GROUP BY month, department, flags",
+)

@@ -32,7 +32,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from hub.rollups import KEYS
+from hub.rollups import DERIVE_LEVELS, KEYS, LEVEL_TABLES
 
 __all__ = ["EXPLAIN_FULL", "EXPLAIN_QUICK", "FULL", "QUICK", "Province", "explain_first_row", "province"]
 
@@ -49,7 +49,7 @@ GOALS_MS = {
 }
 _RUNS = 5
 _CHUNK = 100_000
-_FILL_VERSION = 1  # bump when what is filled changes: cached files of another version are not read
+_FILL_VERSION = 2  # bump when what is filled changes: cached files of another version are not read
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,8 @@ def _sqlite_build(path: Path, fill: Callable[[_Sink], None]) -> None:
         db.execute("BEGIN")
         indexes = db.execute(
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
-            "AND tbl_name IN ('daily_counts', 'monthly_counts', 'unit_days', 'unit_months', 'device_days')"
+            "AND tbl_name IN ('daily_counts', 'monthly_counts', 'unit_days', 'device_days', "
+            "'staff_month_levels', 'unit_month_levels')"
         ).fetchall()
         for name, _sql in indexes:
             db.execute(f'DROP INDEX "{name}"')
@@ -326,20 +327,21 @@ def _daily_cells(shape: Province, clerks: list[Clerk]) -> Iterator[list[Row]]:
 
 
 def _derive(sink: _Sink) -> None:
-    """monthly_counts, unit_days and unit_months from daily_counts, as hub.rollups.rebuild makes them."""
+    """The coarser roll-ups from daily_counts, as hub.rollups.rebuild makes them."""
     for table, key, columns in (
         ("monthly_counts", "substr(day, 1, 7)", "staff, department, counter, kind, score, flags"),
         ("unit_days", "day", "department, kind, score, flags"),
-        ("unit_months", "substr(day, 1, 7)", "department, kind, score, flags"),
     ):
         sink.execute(
             f"INSERT INTO {table} ({KEYS[table]}, n) SELECT {key}, {columns}, sum(n) "  # noqa: S608 - constant names
             f"FROM daily_counts GROUP BY {key}, {columns}"
         )
+    for statement in DERIVE_LEVELS:
+        sink.execute(statement)
 
 
 _UNIT_COLUMNS = ("id", "parent", "kind", "name", "timezone", "opening", "added_ms")
-_ROLLUPS = ("daily_counts", "monthly_counts", "unit_days", "unit_months")
+_ROLLUPS = ("daily_counts", "monthly_counts", "unit_days", *LEVEL_TABLES)
 
 
 def _province_fill(shape: Province) -> Callable[[_Sink], None]:
@@ -381,8 +383,8 @@ def _report_figures(url: str, shape: Province, suffix: str) -> Result:
             report = aggregate(reader, year, "staff", rules=book(reader, Policy()), key=clerk)
             render(report, period=year, fmt="json")
 
-        def scan(table: str) -> Callable[[], object]:
-            sql = f"SELECT count(*), sum(n) FROM {table} WHERE month = ?"  # noqa: S608 - constant names
+        def scan(table: str, counts: str = "n") -> Callable[[], object]:
+            sql = f"SELECT count(*), sum({counts}) FROM {table} WHERE month = ?"  # noqa: S608 - constant names
             return lambda: reader.execute(sql, (MONTH,)).fetchone()
 
         cells, ratings = reader.execute(
@@ -393,7 +395,9 @@ def _report_figures(url: str, shape: Province, suffix: str) -> Result:
             f"report_province_staff_ranked_ms{suffix}": _median_ms(staff_ranked),
             f"report_clerk_year_ms{suffix}": _median_ms(clerk_year),
             f"report_province_scan_ms{suffix}": _median_ms(scan("monthly_counts")),
-            f"report_province_unit_scan_ms{suffix}": _median_ms(scan("unit_months")),
+            f"report_province_unit_scan_ms{suffix}": _median_ms(
+                scan("unit_month_levels", "n0 + n1 + n2 + n3 + n4 + n5")
+            ),
             f"report_province_month_cells{suffix}": int(cells),
             f"report_province_month_ratings{suffix}": int(ratings),
         }
@@ -413,7 +417,7 @@ def province(
     path = cache / f"province-{shape.label}-v{_FILL_VERSION}.sqlite3"
     result: Result = {
         "report_province_note": (
-            f"roll-ups prefilled directly (daily_counts; monthly_counts, unit_days, unit_months derived from it "
+            f"roll-ups prefilled directly (daily_counts; the coarser tables derived from it "
             f"with GROUP BY), not ratings: reports read only roll-ups. {shape.describe()}; one clerk (P000000) "
             f"with cells every day of {YEAR}" + ("; quick mode: a smaller province" if shape != FULL else "")
         ),

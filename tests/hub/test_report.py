@@ -285,3 +285,44 @@ def test_uninvited_presses_are_left_out_unless_counted(store: ReportDb) -> None:
     assert default.excluded["uninvited"] == 1
     [counted] = aggregate(store.reader, period, "staff", rules=[Policy(count_uninvited=True)]).rows
     assert counted.total() == 2
+
+
+_counts = st.integers(min_value=0, max_value=10**6)
+
+
+@st.composite
+def _figures(draw: st.DrawFn) -> Figures:
+    row = Figures(
+        key=draw(st.text(min_size=1, max_size=8)),
+        name=draw(st.text(max_size=8)),
+        department=draw(st.text(max_size=8)),
+        known=draw(st.booleans()),
+        where=draw(st.text(max_size=8)),
+        unanswered=draw(_counts),
+        points=draw(_counts),
+    )
+    for level in range(1, 6):
+        row.levels[level] = draw(_counts)
+        row.as_timeout[level] = draw(st.sampled_from([0, 0, draw(_counts)]))
+    for reason in row.excluded:
+        row.excluded[reason] = draw(st.sampled_from([0, draw(_counts)]))
+    return row
+
+
+@given(
+    rows=st.lists(_figures(), max_size=6, unique_by=lambda f: f.key),
+    level=st.sampled_from(["staff", "counter", "department"]),
+    ranked_too=st.booleans(),
+    compared=st.booleans(),
+    weight=st.sampled_from([1.0, 0.4, 0.75]),
+)
+@settings(max_examples=150, deadline=None)
+def test_json_rows_are_the_records_as_json_dumps_writes_them(rows, level, ranked_too, compared, weight):
+    """The JSON report writes its rows from a template (fast for a province): the same bytes as
+    json.dumps of the records the table and CSV show, quotes, Chinese and missing values included."""
+    from hub.report import _json_rows, _records, ranked
+
+    standings = ranked(rows, minimum=2) if ranked_too else None
+    before = {row.key: row for row in rows[::2]} if compared else None
+    expected = [json.dumps(r, ensure_ascii=False) for r in _records(rows, level, standings, before, weight=weight)]
+    assert _json_rows(rows, level, standings, before, weight=weight) == expected
