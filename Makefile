@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.run-installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: run test lint typecheck pytest bench bench-quick chaos clean
+.PHONY: run test lint typecheck pytest bench bench-quick chaos clean system-packages voice screens
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,36 @@ $(TEST_STAMP): setup.cfg pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[sim,postgres,test]'
 	touch $@ $(RUN_STAMP)
 
+# What the touchscreen needs of the machine (Debian/Ubuntu): its CJK font, and espeak-ng to make its
+# voice prompts (device/io/voice; the WAV files are committed, so only changed prompts need it).
+# Installed when missing, as root; otherwise the one command to run is printed and make stops.
+SYSTEM_PACKAGES := espeak-ng fonts-noto-cjk
+
+system-packages:
+	@missing=""; \
+	command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \
+	{ command -v fc-list >/dev/null 2>&1 && fc-list | grep -q "Noto Sans CJK"; } || missing="$$missing fonts-noto-cjk"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing:$$missing"; \
+			DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+		else \
+			echo "the touchscreen needs:$$missing; run: sudo apt-get install -y$$missing" >&2; exit 1; \
+		fi; \
+	fi
+
+## make voice: (re)make the touchscreen's voice prompts that changed (espeak-ng)
+voice: $(RUN_STAMP)
+	$(BIN)/python -m device.io.voice build
+
+## make screens: draw every touchscreen screen into docs/screens (both sizes, both languages)
+screens: $(RUN_STAMP)
+	$(BIN)/python -m device.io.touch render docs/screens
+
 ## make run: embedded broker + hub + 6 simulated counters; Ctrl-C prints today's figures
 run: $(RUN_STAMP)
+	-@$(MAKE) --no-print-directory system-packages  # the demo runs without them, with key terminals only
 	$(BIN)/pingjia demo
 
 ## make test: ruff, mypy and the whole test suite (what CI runs)
@@ -36,7 +64,7 @@ lint: $(TEST_STAMP)
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
-pytest: $(TEST_STAMP)
+pytest: system-packages $(TEST_STAMP)
 	$(BIN)/pytest
 
 ## make bench: the benchmark figures as one JSON object (see docs/benchmarks.md)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from device.clock import Clock
     from device.config import DeviceConfig
     from device.events import Report
+    from device.io import Io
     from device.pairing import Pairing
     from protocol import VerifyKey
     from runtime.mqtt import MqttBroker
@@ -49,7 +50,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=os.environ.get("PINGJIA_BROKER"),
         help="mqtt://host:port[?protocol=5|3.1.1] (default $PINGJIA_BROKER, then the config; none: store only)",
     )
-    run.add_argument("--keys", choices=["stdin", "panel"], help="where presses come from (default: the config's keys)")
+    run.add_argument(
+        "--keys", choices=["stdin", "panel", "touch"], help="where presses come from (default: the config's keys)"
+    )
+    run.add_argument(
+        "--screen",
+        type=_screen_size,
+        metavar="WxH",
+        help="with --keys touch: a window of this size in px (e.g. 800x480) instead of full screen",
+    )
     run.add_argument("--panel-port", help="the key panel's serial device (default: the config's panel_port)")
     run.add_argument("--events", choices=["jsonl", "none"], default="none", help="print events on stdout")
     run.add_argument(
@@ -148,13 +157,30 @@ def _cards(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_terminal(args: argparse.Namespace, clock: Clock | None = None) -> int:
-    """`pingjia device run`. The simulator runs the same with its own clock (simulator.terminal)."""
+def _screen_size(text: str) -> tuple[int, int]:
+    """`WxH` in px, each 100..10000 (argparse's error otherwise)."""
+    width, sep, height = text.lower().partition("x")
+    try:
+        size = (int(width), int(height))
+    except ValueError:
+        size = (0, 0)
+    if not sep or not all(100 <= side <= 10_000 for side in size):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in px (e.g. 800x480), got {text!r}")
+    return size
+
+
+def run_terminal(
+    args: argparse.Namespace, clock: Clock | None = None, attach: Callable[[Io], None] | None = None
+) -> int:
+    """`pingjia device run`. The simulator runs the same with its own clock and its host backends of
+    the hardware (simulator.terminal): `attach` is given the terminal's input/output backend before
+    the terminal starts (the simulator's finger attaches to a touchscreen so)."""
     from device import identity
     from device.clock import SystemClock
     from device.config import DeviceConfig
     from device.errors import IdentityError, StateError
-    from device.io import Io, Quit
+    from device.io import Quit
+    from device.io.fonts import FontMissing
     from device.io.stdin import StdinKeys
     from device.terminal import Terminal
     from runtime.settings import ConfigError, from_assignments, from_toml
@@ -171,6 +197,7 @@ def run_terminal(args: argparse.Namespace, clock: Clock | None = None) -> int:
             config = from_toml(DeviceConfig, text, source=str(args.config), overrides=overrides)
         else:
             config = from_assignments(DeviceConfig, overrides)
+        backend = _backend(config, getattr(args, "screen", None))  # before anything is made: a missing font stops it
         broker_text = args.broker or config.broker
         broker = _broker(broker_text, config) if broker_text else None
         if not (args.data / identity.KEY_FILE).exists() and not (args.data / identity.OUTBOX_FILE).exists():
@@ -183,7 +210,7 @@ def run_terminal(args: argparse.Namespace, clock: Clock | None = None) -> int:
                 file=sys.stderr,
             )
         loaded = identity.load(args.data)
-    except (ConfigError, ValueError, OSError, IdentityError) as exc:
+    except (ConfigError, ValueError, OSError, IdentityError, FontMissing) as exc:
         print(f"pingjia device run: {exc}", file=sys.stderr)
         return 2
     try:
@@ -197,11 +224,9 @@ def run_terminal(args: argparse.Namespace, clock: Clock | None = None) -> int:
     # Lines on stdin drive a terminal without a panel; with a panel (under systemd stdin is empty)
     # they are optional, and their end stops the terminal only when asked to.
     stdin = StdinKeys(sys.stdin.fileno(), quit_at_end=config.keys == "stdin" or args.lifeline)
-    io: Io = stdin
-    if config.keys == "panel":
-        from device.io.keypanel import KeyPanel
-
-        io = KeyPanel(port=config.panel_port, debounce_ms=config.debounce_ms)
+    io = backend or stdin
+    if attach is not None:
+        attach(io)
     try:
         terminal = _when_storage_opens(
             lambda: Terminal(
@@ -227,6 +252,22 @@ def run_terminal(args: argparse.Namespace, clock: Clock | None = None) -> int:
         stdin.start(terminal.post)  # a second source of input beside the panel
     terminal.run()
     return 0
+
+
+def _backend(config: DeviceConfig, screen: tuple[int, int] | None) -> Io | None:
+    """The key panel or the touchscreen the config's `keys` names (None: stdin's lines only).
+    ValueError (FontMissing) if the touchscreen cannot start: its CJK font is not installed."""
+    if config.keys == "panel":
+        from device.io.keypanel import KeyPanel
+
+        return KeyPanel(port=config.panel_port, debounce_ms=config.debounce_ms)
+    if config.keys == "touch":
+        from device.io.touch import TouchScreen, TouchSettings
+
+        return TouchScreen(settings=TouchSettings.of(config), size=screen)
+    if screen is not None:
+        raise ValueError("--screen is for the touchscreen (--keys touch)")
+    return None
 
 
 def _pinned_hub_key(given: str | None, data_dir: Path) -> VerifyKey | None:

@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
+from protocol import limits
 from runtime.settings import setting
 
-__all__ = ["DeviceConfig", "valid_hours"]
+__all__ = ["DeviceConfig", "reason_codes", "valid_hours"]
 
 _SPAN: Final = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]")
 
@@ -20,6 +21,31 @@ def valid_hours(text: str) -> bool:
         return True
     spans = [part.strip() for part in text.split(",")]
     return all(_SPAN.fullmatch(span) is not None and span[:5] < span[6:] for span in spans)
+
+
+def reason_codes(text: str) -> tuple[int, ...]:
+    """The reason codes of a `reasons_negative` / `reasons_positive` value, in order; ValueError
+    unless it is 1..MAX_REASONS distinct codes in 1..MAX_REASON_CODE, comma-separated."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isascii() and part.isdigit() for part in parts):
+        raise ValueError(f"not comma-separated numbers: {text!r}")
+    codes = tuple(int(part) for part in parts)
+    if not 0 < len(codes) <= limits.MAX_REASONS or len(set(codes)) != len(codes):
+        raise ValueError(f"1..{limits.MAX_REASONS} distinct codes, got {len(codes)}")
+    if not all(1 <= code <= limits.MAX_REASON_CODE for code in codes):
+        raise ValueError(f"codes are 1..{limits.MAX_REASON_CODE}")
+    return codes
+
+
+def _valid_codes(text: str) -> bool:
+    try:
+        reason_codes(text)
+    except ValueError:
+        return False
+    return True
+
+
+_CODES_RULE: Final = f"1..{limits.MAX_REASONS} distinct reason codes in 1..{limits.MAX_REASON_CODE}, comma-separated"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,10 +122,53 @@ class DeviceConfig:
     burst_window_s: float = setting(10.0, "see burst_presses", unit="s", low=1, high=600)
     reasons_window_s: float = setting(
         6.0,
-        "after a level 1 or 2 rating, the keys choose reasons until this long after the last key",
+        "after a level 1 or 2 rating, the keys choose reasons until this long after the last key "
+        "(a touchscreen's follow-up questions wait screen_timeout_s instead)",
         unit="s",
         low=2,
         high=60,
+    )
+    screen_timeout_s: float = setting(
+        30.0,
+        "a touchscreen's follow-up questions (and any screen a customer leaves) wait this long after the last "
+        "touch, then the answers so far are stored and the screen goes back",
+        unit="s",
+        low=5,
+        high=300,
+    )
+    dim_after_s: float = setting(
+        60.0, "a touchscreen dims after this long without a touch or a change (0: never)", unit="s", low=0, high=3600
+    )
+    subscores: bool = setting(
+        False, "a touchscreen asks for sub-scores after the overall level: 服务态度, 办理效率, 业务水平 (skippable)"
+    )
+    positive_reasons: bool = setting(
+        False, "a touchscreen asks for reasons after a level 4 or 5 too (reasons_positive)"
+    )
+    callback: bool = setting(
+        True,
+        "a touchscreen offers a call-back number after a level 1 or 2; sealed to the hub's key at once, so only "
+        "on a paired terminal",
+    )
+    reason_required: bool = setting(
+        False, "a touchscreen takes no done after a level 1 or 2 without a reason (walking away still leaves none)"
+    )
+    reasons_negative: str = setting(
+        "1,2,3,4,5,6",
+        "the reason codes a touchscreen offers after a level 1 or 2, in order (the key panel's keys are codes 1..5)",
+        rule=_CODES_RULE,
+        check=_valid_codes,
+    )
+    reasons_positive: str = setting(
+        "51,52,53,54,55,56",
+        "the reason codes a touchscreen offers after a level 4 or 5 (with positive_reasons), in order",
+        rule=_CODES_RULE,
+        check=_valid_codes,
+    )
+    middle_label: str = setting(
+        "一般",
+        "the label of level 3 (基本满意 in the national government-service scheme)",
+        choices=("一般", "基本满意"),
     )
     reason_labels: str = setting(
         "等候时间长,服务态度差,业务不熟练,流程繁琐,其他",
@@ -119,7 +188,10 @@ class DeviceConfig:
     )
     heartbeat_s: float = setting(60.0, "how often the terminal publishes its health", unit="s", low=1, high=3600)
     keys: str = setting(
-        "stdin", "where presses come from: the serial key panel, or lines on stdin", choices=("panel", "stdin")
+        "stdin",
+        "where presses come from: the serial key panel, lines on stdin, or the touchscreen (which also asks the "
+        "follow-up questions that need a screen: sub-scores, positive reasons, a call-back number)",
+        choices=("panel", "stdin", "touch"),
     )
     panel_port: str = setting(
         "/dev/serial/by-id/usb-pingjia_keypanel-if00",

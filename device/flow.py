@@ -16,8 +16,13 @@ Rules it keeps:
 - A second press within the amend window replaces the rating with an `amend` record.
 - Presses within the misuse interval after a rating are kept with the `misuse` flag; more than
   `burst_presses` presses within `burst_window_ms` raise a misuse alarm.
-- After a level 1 or 2 rating the keys choose reason codes for a few seconds; the choice is stored
-  as an amend carrying the reasons. Skipping is letting the window pass.
+- After a rating the terminal may ask follow-up questions (REASONS): after a level 1 or 2 rating
+  the keys choose reason codes for a few seconds; a screen may also ask for sub-scores (any
+  level), reasons after a 4 or 5, and a call-back number after a 1 or 2 (`FlowRules`, `FollowUp`).
+  The answers are stored as one amend of the rating carrying them, when the customer is done or
+  the window passes; nothing answered, nothing stored. Skipping is letting the window pass (or,
+  on a screen, saying done with nothing chosen). A site may require a reason for a bad rating: a
+  screen's done without one is refused, and a customer who walks away leaves the rating without.
 - With nobody logged in the terminal is closed: presses are kept as unattended (no staff), never
   counted for anyone, and not thanked.
 - The thank-you is the same for every level.
@@ -25,26 +30,32 @@ Rules it keeps:
 
 from __future__ import annotations
 
+import re
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import ClassVar, Final
 
 from device.errors import IllegalEvent
-from protocol import Flag, Kind
+from protocol import Flag, Kind, limits
+from protocol.record import INDICATORS
 
 __all__ = [
+    "PAGES",
     "TRANSITIONS",
+    "Details",
     "Display",
     "Event",
     "Expire",
     "Flow",
     "FlowRules",
+    "FollowUp",
     "IllegalEvent",
     "Invite",
     "Login",
     "Logout",
     "MisuseAlarm",
+    "Phone",
     "Press",
     "Record",
     "Recovered",
@@ -63,7 +74,7 @@ class State(StrEnum):
     INVITED = "invited"  # the clerk asked the customer to rate: the keys blink
     STORING = "storing"  # a record is being made durable
     THANKS = "thanks"  # the customer is being thanked (the same for every level)
-    REASONS = "reasons"  # after a low rating: the keys choose reason codes
+    REASONS = "reasons"  # after a rating: the follow-up questions (on the key panel: reason codes after a 1 or 2)
     OUT_OF_SERVICE = "out_of_service"  # the outbox cannot store; presses are refused, never thanked
 
 
@@ -124,6 +135,63 @@ class Recovered(Event):
     name: ClassVar[str] = "recovered"
 
 
+_PHONE: Final = re.compile(r"\+?[0-9]{5,20}")
+
+
+class Phone:
+    """A customer's call-back number as typed on a screen's keypad: plain digits, an optional
+    leading +. It lives only from the keypad to the terminal's loop, which seals it to the hub's key
+    at once (device.terminal); it never shows itself: its repr and str are `Phone(****)`, so no log
+    line, report or traceback can carry it in clear."""
+
+    __slots__ = ("digits",)
+    digits: str
+
+    def __init__(self, digits: str) -> None:
+        """ValueError (which does not repeat the digits) unless `digits` is 5..20 digits, optionally
+        after a +."""
+        if not Phone.accepts(digits):
+            raise ValueError("a call-back number is 5..20 digits, optionally after a +")
+        self.digits = digits
+
+    @staticmethod
+    def accepts(digits: object) -> bool:
+        """Whether `digits` would make a Phone (for a keypad's OK key)."""
+        return isinstance(digits, str) and _PHONE.fullmatch(digits) is not None
+
+    def __repr__(self) -> str:
+        return "Phone(****)"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Phone) and other.digits == self.digits
+
+    def __hash__(self) -> int:
+        return hash(self.digits)
+
+
+@dataclass(frozen=True, slots=True)
+class Details(Event):
+    """A screen's follow-up answers so far (cumulative, not a delta): each one replaces the last.
+
+    `reasons`: reason codes chosen, from the group's list (`FollowUp.codes`); `subscores`:
+    (indicator, level 1..5) pairs, indicators from protocol.record.INDICATORS ("attitude" 服务态度,
+    "efficiency" 办理效率, "competence" 业务水平); `phone`: a call-back number from the keypad,
+    which the terminal seals into `contact` before the flow sees the event (an io backend never
+    sets `contact`; a number is sent once, and once sealed it is kept until the answers are stored,
+    so a later event without one does not lose it); `done`: the customer finished or skipped:
+    store now.
+    """
+
+    name: ClassVar[str] = "details"
+    reasons: tuple[int, ...] = ()
+    subscores: tuple[tuple[str, int], ...] = ()
+    phone: Phone | None = None
+    contact: str | None = None
+    done: bool = False
+
+
 # -- effects (outputs) -----------------------------------------------------------------------------
 
 
@@ -136,6 +204,8 @@ class Record:
     score: int | None = None
     amends: int | None = None
     reasons: tuple[int, ...] = ()
+    subscores: tuple[tuple[str, int], ...] = ()  # sorted by indicator
+    contact: str | None = None  # sealed to the hub's key
     ticket: str | None = None
     flags: tuple[Flag, ...] = ()
 
@@ -147,7 +217,27 @@ class Thank:
 
 @dataclass(frozen=True, slots=True)
 class Refuse:
-    reason: str  # closed, out_of_service, bad_key
+    # closed, out_of_service, bad_key; of a screen's Details: no_follow_up (none is open),
+    # reason_required (done without the reason the site requires), bad_details (an answer the open
+    # follow-up does not ask for, or out of range)
+    reason: str
+
+
+PAGES: Final = ("subscores", "reasons", "callback")
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """The follow-up questions open after a rating (REASONS), for a screen to ask.
+
+    The level itself is never shown: `group` says only which reason list applies.
+    """
+
+    group: str  # "negative" (levels 1-2), "positive" (4-5) or "neutral" (3)
+    pages: tuple[str, ...]  # in order, a subset of PAGES
+    reason_required: bool  # a done without a reason is refused (a bad rating, where the site says so)
+    refused: bool = False  # the last done was refused for want of a reason
+    codes: tuple[int, ...] = ()  # the reason codes offered, in order (the group's list); () without a reasons page
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +245,7 @@ class Display:
     state: State
     staff: str | None
     reasons: tuple[int, ...] = ()  # the reason codes chosen so far (REASONS only)
+    follow_up: FollowUp | None = None  # the questions open (REASONS only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,12 +263,14 @@ TRANSITIONS: Final[dict[State, dict[str, tuple[State, ...]]]] = {
         Logout.name: (_S.CLOSED,),
         Invite.name: (_S.CLOSED,),
         Press.name: (_S.STORING,),  # an unattended press
+        Details.name: (_S.CLOSED,),  # refused: no follow-up is open (as in every state but reasons)
     },
     _S.IDLE: {
         Login.name: (_S.IDLE,),
         Logout.name: (_S.CLOSED,),
         Invite.name: (_S.INVITED,),
         Press.name: (_S.STORING,),  # open mode: a rating; invited mode: uninvited; or an amend or misuse
+        Details.name: (_S.IDLE,),
     },
     _S.INVITED: {
         Press.name: (_S.STORING,),  # the rating
@@ -185,10 +278,12 @@ TRANSITIONS: Final[dict[State, dict[str, tuple[State, ...]]]] = {
         Expire.name: (_S.STORING,),  # a timeout record
         Login.name: (_S.STORING,),
         Logout.name: (_S.STORING,),
+        Details.name: (_S.INVITED,),
     },
     _S.STORING: {
         Stored.name: (_S.THANKS, _S.REASONS, _S.IDLE, _S.INVITED, _S.CLOSED),
         StoreFailed.name: (_S.OUT_OF_SERVICE,),
+        Details.name: (_S.STORING,),  # refused: a late touch (the loop stores within one turn)
     },
     _S.THANKS: {
         Press.name: (_S.STORING,),  # an amend, or misuse
@@ -196,10 +291,12 @@ TRANSITIONS: Final[dict[State, dict[str, tuple[State, ...]]]] = {
         Expire.name: (_S.IDLE,),
         Login.name: (_S.IDLE,),
         Logout.name: (_S.CLOSED,),
+        Details.name: (_S.THANKS,),
     },
     _S.REASONS: {
         Press.name: (_S.REASONS,),  # toggles a reason code
-        Expire.name: (_S.STORING, _S.IDLE),  # store the reasons, or nothing chosen
+        Details.name: (_S.REASONS, _S.STORING, _S.IDLE),  # answers so far; done: store them, or nothing answered
+        Expire.name: (_S.STORING, _S.IDLE),  # store the answers, or nothing answered
         Invite.name: (_S.STORING, _S.INVITED),
         Login.name: (_S.STORING, _S.IDLE),
         Logout.name: (_S.STORING, _S.CLOSED),
@@ -210,6 +307,7 @@ TRANSITIONS: Final[dict[State, dict[str, tuple[State, ...]]]] = {
         Login.name: (_S.OUT_OF_SERVICE,),
         Logout.name: (_S.OUT_OF_SERVICE,),
         Recovered.name: (_S.IDLE, _S.CLOSED),
+        Details.name: (_S.OUT_OF_SERVICE,),
     },
 }
 
@@ -223,8 +321,15 @@ class FlowRules:
     misuse_interval_ms: int = 3_000
     burst_presses: int = 5
     burst_window_ms: int = 10_000
-    reasons_window_ms: int = 6_000
+    reasons_window_ms: int = 6_000  # follow-up questions wait this long after the last answer
     reasons_up_to: int = 2  # levels that ask for reasons
+    # What else a screen asks after a rating (the key panel asks only reasons, after a 1 or 2):
+    subscores: bool = False  # 服务态度 / 办理效率 / 业务水平 after any level
+    positive_reasons: bool = False  # reasons after a 4 or 5 too
+    callback: bool = False  # a call-back number after a 1 or 2
+    reason_required: bool = False  # a screen's done after a 1 or 2 needs a reason
+    reasons_negative: tuple[int, ...] = (1, 2, 3, 4, 5, 6)  # the reason codes a screen offers after a 1 or 2 (or 3)
+    reasons_positive: tuple[int, ...] = (51, 52, 53, 54, 55, 56)  # ... after a 4 or 5
 
 
 @dataclass(slots=True)
@@ -248,6 +353,7 @@ class _Pending:
     resume: State
     thank: bool
     rating: bool = False  # a new rating (amendable), or an amend of the latest
+    follow_up: FollowUp | None = None  # the questions to open once the rating is stored (resume REASONS)
     deadline_ms: int | None = None  # the resumed state's deadline, if it keeps an old one
     staff_after: str | None = None
     staff_changes: bool = False
@@ -270,7 +376,11 @@ class Flow:
         self.state = State.OUT_OF_SERVICE if out_of_service else State.IDLE if staff else State.CLOSED
         self.deadline_ms: int | None = None  # when to send Expire, if the state has a deadline
         self.ticket: str | None = None  # of the open invitation
+        # The follow-up open in REASONS, and the answers so far.
+        self.follow_up: FollowUp | None = None
         self.reasons: list[int] = []
+        self.subscores: tuple[tuple[str, int], ...] = ()
+        self.contact: str | None = None
         self._rated: _Rated | None = None
         self._pending: _Pending | None = None
         self._burst = _Burst()
@@ -286,15 +396,23 @@ class Flow:
             return [Refuse("bad_key")]
         if isinstance(event, Press) and self.state is not State.OUT_OF_SERVICE:
             effects.extend(self._count_burst(now_ms))
-        target, deadline = self._decide(event, now_ms, effects)
+        if isinstance(event, Details):  # before anything of the state: refused in all but one
+            target, deadline = self._details(event, now_ms, effects)
+        else:
+            target, deadline = self._decide(event, now_ms, effects)
         if target not in allowed:
             raise IllegalEvent(self.state, event, target)
         changed = target is not self.state
         self.state = target
         self.deadline_ms = deadline
-        shown = changed or isinstance(event, Login | Logout) or (target is State.REASONS and isinstance(event, Press))
+        shown = (
+            changed
+            or isinstance(event, Login | Logout)
+            or (target is State.REASONS and isinstance(event, Press | Details))
+        )
         if shown and target is not State.STORING:  # storing takes a millisecond: nothing to show
-            effects.append(Display(target, self.staff, tuple(self.reasons)))
+            follow_up = self.follow_up if target is State.REASONS else None
+            effects.append(Display(target, self.staff, tuple(self.reasons), follow_up))
         return effects
 
     # -- the rules ----------------------------------------------------------------------------------
@@ -339,7 +457,8 @@ class Flow:
             effects.append(Thank(event.seq))
         resume = pending.resume
         if resume is State.REASONS:
-            self.reasons = []
+            self._forget_answers()
+            self.follow_up = pending.follow_up
             return resume, now + self.rules.reasons_window_ms
         if resume is State.THANKS:
             return resume, pending.deadline_ms if pending.deadline_ms is not None else now + self.rules.thank_you_ms
@@ -367,11 +486,12 @@ class Flow:
         if self.state is State.INVITED and self.staff is not None:
             # The invited customer did not rate before the clerk left: that service is a timeout.
             pending = self._timeout(resume, after)
-        elif self.state is State.REASONS and self.reasons:
-            pending = self._reasons_amend(resume, staff_after=after)
+        elif self.state is State.REASONS and self._answered():
+            pending = self._answers_amend(resume, staff_after=after)
         self._rated = None  # a new clerk: nothing of the previous one's customers can be amended
         if pending is not None:
             return self._store(effects, pending)
+        self._forget_answers()
         self.staff = after
         self.ticket = None
         return resume, None
@@ -381,7 +501,17 @@ class Flow:
         self.ticket = None
         return _Pending(record=record, resume=resume, thank=False, staff_after=staff_after, staff_changes=staff_changes)
 
-    def _reasons_amend(self, resume: State, *, staff_after: str | None = None, staff_changes: bool = True) -> _Pending:
+    def _answered(self) -> bool:
+        return bool(self.reasons or self.subscores or self.contact)
+
+    def _forget_answers(self) -> None:
+        self.follow_up = None
+        self.reasons = []
+        self.subscores = ()
+        self.contact = None
+
+    def _answers_amend(self, resume: State, *, staff_after: str | None = None, staff_changes: bool = True) -> _Pending:
+        """The follow-up's answers as an amend of the rating they follow (its level unchanged)."""
         rated = self._rated
         assert rated is not None  # REASONS follows a rating
         record = Record(
@@ -390,10 +520,12 @@ class Flow:
             score=rated.score,
             amends=rated.seq,
             reasons=tuple(self.reasons),
+            subscores=self.subscores,
+            contact=self.contact,
             ticket=rated.ticket,
             flags=rated.flags,
         )
-        self.reasons = []
+        self._forget_answers()
         return _Pending(record=record, resume=resume, thank=False, staff_after=staff_after, staff_changes=staff_changes)
 
     def _invite(self, event: Invite, now: int, effects: list[Effect]) -> tuple[State, int | None]:
@@ -403,10 +535,10 @@ class Flow:
         pending = None
         if self.state is State.INVITED and self.ticket is not None and event.ticket != self.ticket:
             pending = self._timeout(State.INVITED, staff_changes=False)
-        elif self.state is State.REASONS and self.reasons:
-            pending = self._reasons_amend(State.INVITED, staff_changes=False)
+        elif self.state is State.REASONS and self._answered():
+            pending = self._answers_amend(State.INVITED, staff_changes=False)
         self._rated = None  # a new service: no amending the previous customer's rating
-        self.reasons = []
+        self._forget_answers()
         self.ticket = event.ticket
         if pending is not None:
             return self._store(effects, pending)
@@ -415,10 +547,52 @@ class Flow:
     def _expire(self, now: int, effects: list[Effect]) -> tuple[State, int | None]:
         if self.state is State.INVITED:
             return self._store(effects, self._timeout(State.IDLE, staff_changes=False))
-        if self.state is State.REASONS and self.reasons:
-            return self._store(effects, self._reasons_amend(State.IDLE, staff_changes=False))
-        self.reasons = []
+        if self.state is State.REASONS and self._answered():
+            return self._store(effects, self._answers_amend(State.IDLE, staff_changes=False))
+        self._forget_answers()
         return State.IDLE, None
+
+    def _details(self, event: Details, now: int, effects: list[Effect]) -> tuple[State, int | None]:
+        """A screen's answers so far: kept (the window starts again); done: stored at once as one
+        amend, or refused while a required reason is missing."""
+        follow_up = self.follow_up
+        if self.state is not State.REASONS or follow_up is None:
+            effects.append(Refuse("no_follow_up"))  # a late touch: the question is gone
+            return self.state, self.deadline_ms
+        if not _fits(event, follow_up):
+            effects.append(Refuse("bad_details"))
+            return State.REASONS, self.deadline_ms
+        self.reasons = list(event.reasons)
+        self.subscores = tuple(sorted(event.subscores))
+        if event.contact is not None:  # sent once, when typed: kept until the answers are stored
+            self.contact = event.contact
+        if not event.done:
+            return State.REASONS, now + self.rules.reasons_window_ms
+        if follow_up.reason_required and not self.reasons:
+            self.follow_up = replace(follow_up, refused=True)
+            effects.append(Refuse("reason_required"))
+            return State.REASONS, now + self.rules.reasons_window_ms
+        if self._answered():
+            return self._store(effects, self._answers_amend(State.IDLE, staff_changes=False))
+        self._forget_answers()
+        return State.IDLE, None
+
+    def _follow_up(self, level: int) -> FollowUp | None:
+        """The questions to ask after a rating of `level`; None: none (straight to the thanks)."""
+        rules = self.rules
+        group = "negative" if level <= 2 else "positive" if level >= 4 else "neutral"
+        reasons = level <= rules.reasons_up_to or (level >= 4 and rules.positive_reasons)
+        pages = tuple(
+            page
+            for page, asked in zip(PAGES, (rules.subscores, reasons, rules.callback and level <= 2), strict=True)
+            if asked
+        )
+        if not pages:
+            return None
+        codes = (rules.reasons_positive if level >= 4 else rules.reasons_negative) if reasons else ()
+        return FollowUp(
+            group=group, pages=pages, reason_required=reasons and rules.reason_required and level <= 2, codes=codes
+        )
 
     def _press(self, key: int, now: int, effects: list[Effect]) -> tuple[State, int | None]:
         state, rules = self.state, self.rules
@@ -428,32 +602,44 @@ class Flow:
         if state is State.REASONS:
             if key in self.reasons:
                 self.reasons.remove(key)
-            elif len(self.reasons) < 5:
+            elif len(self.reasons) < limits.MAX_REASONS:
                 self.reasons.append(key)
             return State.REASONS, now + rules.reasons_window_ms
-        resume_rating = State.REASONS if key <= rules.reasons_up_to else State.THANKS
+        follow_up = self._follow_up(key)
+        resume_rating = State.REASONS if follow_up is not None else State.THANKS
         if state is State.INVITED:
-            return self._rating(key, self.ticket, (), resume_rating, effects)
+            return self._rating(key, self.ticket, (), resume_rating, effects, follow_up=follow_up)
         rated = self._rated
         if rated is not None and not rated.amended and now - rated.at_ms < rules.amend_window_ms:
             record = Record(
                 kind=Kind.AMEND, staff=self.staff, score=key, amends=rated.seq, ticket=rated.ticket, flags=rated.flags
             )
             rated.score = key
-            return self._store(effects, _Pending(record=record, resume=resume_rating, thank=True, rating=True))
+            return self._store(
+                effects, _Pending(record=record, resume=resume_rating, thank=True, rating=True, follow_up=follow_up)
+            )
         if rated is not None and now - rated.last_ms < rules.misuse_interval_ms:
             record = Record(kind=Kind.PRESS, staff=self.staff, score=key, flags=(Flag.MISUSE,))
             keep = self.deadline_ms if state is State.THANKS else None
             return self._store(effects, _Pending(record=record, resume=state, thank=False, deadline_ms=keep))
         flags = () if rules.mode == "open" else (Flag.UNINVITED,)
-        return self._rating(key, None, flags, resume_rating, effects)
+        return self._rating(key, None, flags, resume_rating, effects, follow_up=follow_up)
 
     def _rating(
-        self, key: int, ticket: str | None, flags: tuple[Flag, ...], resume: State, effects: list[Effect]
+        self,
+        key: int,
+        ticket: str | None,
+        flags: tuple[Flag, ...],
+        resume: State,
+        effects: list[Effect],
+        *,
+        follow_up: FollowUp | None,
     ) -> tuple[State, int | None]:
         self.ticket = None
         record = Record(kind=Kind.PRESS, staff=self.staff, score=key, ticket=ticket, flags=flags)
-        return self._store(effects, _Pending(record=record, resume=resume, thank=True, rating=True))
+        return self._store(
+            effects, _Pending(record=record, resume=resume, thank=True, rating=True, follow_up=follow_up)
+        )
 
     def _count_burst(self, now: int) -> list[Effect]:
         times, window = self._burst.times, self.rules.burst_window_ms
@@ -467,6 +653,33 @@ class Flow:
         else:
             self._burst.alarmed = False
         return []
+
+
+def _fits(event: Details, follow_up: FollowUp) -> bool:
+    """Whether the answers are ones the open follow-up asks for, each in range: what reaches a
+    record must be a valid one (protocol.record), whatever a backend sends. A phone must have been
+    sealed into `contact` by the terminal before the flow sees it."""
+    reasons, subscores, pages = event.reasons, event.subscores, follow_up.pages
+    if reasons and (
+        "reasons" not in pages
+        or len(reasons) > limits.MAX_REASONS
+        or len(set(reasons)) != len(reasons)
+        or not set(reasons) <= set(follow_up.codes)
+    ):
+        return False
+    indicators = [name for name, _level in subscores]
+    if subscores and (
+        "subscores" not in pages
+        or len(set(indicators)) != len(indicators)
+        or not set(indicators) <= set(INDICATORS)
+        or any(type(level) is not int or not 1 <= level <= 5 for _name, level in subscores)
+    ):
+        return False
+    if event.contact is not None and (
+        "callback" not in pages or not 0 < len(event.contact) <= limits.MAX_CONTACT_CHARS
+    ):
+        return False
+    return event.phone is None
 
 
 def diagram() -> str:

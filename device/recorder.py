@@ -81,6 +81,8 @@ class Recorder:
                 score=effect.score,
                 amends=effect.amends,
                 reasons=effect.reasons,
+                subscores=effect.subscores,
+                contact=effect.contact,
                 ticket=effect.ticket,
                 flags=effect.flags,
             ).signed(self.identity.key)

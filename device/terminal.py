@@ -13,8 +13,11 @@ timers and lets the uplink send. The parts:
 - io (device.io): what a person touches and sees: the key panel, stdin lines, a screen.
 
 A press is thanked only after its record is committed; records are sent oldest first and forgotten
-only when a hub ack covers it. The loop can also be turned by a test, one item at a time
-(`turn(wait=False)`), with a manual clock and the in-memory broker and io.
+only when a hub ack covers it. A call-back number a screen posts (`Details.phone`) is sealed to the
+hub's X25519 key the moment the loop takes it, before the flow or anything that logs, reports or
+stores sees the event; a terminal that holds no seal key (not paired) offers no call-back. The
+loop can also be turned by a test, one item at a time (`turn(wait=False)`), with a manual clock
+and the in-memory broker and io.
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ import logging
 import queue
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 
 from device import __version__
+from device.cards import CardArrived, Cards
 from device.claim import ClaimClient, Claimed
 from device.clock import Clock
-from device.config import DeviceConfig
+from device.config import DeviceConfig, reason_codes
 from device.console import ConsoleLink, ConsoleRequest
 from device.delivery import Delivery
 from device.events import BadInput as BadInputReported
@@ -46,6 +51,7 @@ from device.events import (
     UnpairedEvent,
 )
 from device.flow import (
+    Details,
     Display,
     Effect,
     Event,
@@ -78,6 +84,7 @@ from protocol import (
     PanelState,
     VerifyKey,
     decode_config,
+    seal,
     verify_config,
 )
 from runtime.link import Broker, Inbound, LinkDown, LinkUp
@@ -86,6 +93,8 @@ from runtime.settings import ConfigError, replaced
 __all__ = ["Terminal"]
 
 log = logging.getLogger("pingjia.device")
+
+CARDS_FOLDER = "cards"  # in the data folder: the clerks' cards the hub sent (device.cards)
 
 
 def _ignore(_event: object) -> None:
@@ -104,6 +113,7 @@ class Terminal:
         report: Report = _ignore,
         flush: Callable[[], None] = lambda: None,
         hub_key: VerifyKey | None = None,
+        hub_seal: str | None = None,
         console: ConsoleLink | None = None,
         broker_for: Callable[[Pairing], Broker | None] | None = None,
         claim_connect: Callable[[str, str], Broker] | None = None,
@@ -112,7 +122,9 @@ class Terminal:
         if it is not this identity's.
 
         `hub_key`: a hub key to pin instead of the one pairing stored (None: pairing's; not paired:
-        nothing the broker brings is taken). `broker`: the broker to use instead of the one pairing
+        nothing the broker brings is taken). `hub_seal`: the hub's X25519 public key (hex) to seal
+        call-back numbers to instead of the one pairing stored (None: pairing's; neither: no
+        call-back is offered). `broker`: the broker to use instead of the one pairing
         gave; `broker_for(pairing)` makes the broker of a pairing (at start, when `broker` is None,
         and when a technician pairs the terminal again). `console`: the technician's serial console
         (default: one on the `console_port` setting, if set).
@@ -150,6 +162,8 @@ class Terminal:
         )
         if hub_key is None and pairing is not None:
             self.hub_key = hub_key = VerifyKey.from_hex(pairing.hub_sign)
+        self.hub_seal = hub_seal if hub_seal is not None else pairing.hub_seal if pairing is not None else None
+        self.cards = Cards(identity.data_dir / CARDS_FOLDER, device=identity.device, hub_key=self.hub_key)
         if broker is None and pairing is not None and broker_for is not None:
             broker = broker_for(pairing)
         self._said_code: str | None = None
@@ -169,7 +183,7 @@ class Terminal:
             )
         self.config_version, config_problem = self._stored_config()
         self.flow = Flow(
-            rules=_rules(config),
+            rules=_rules(self.config, can_seal=self.hub_seal is not None),
             staff=self.recorder.saved_staff,
             out_of_service=self.recorder.storage_error is not None,
         )
@@ -190,6 +204,8 @@ class Terminal:
         self._last_event_ms = clock.mono_ms()
         if config_problem is not None:
             self.errors(config_problem)
+        for problem in self.cards.problems:
+            self.errors(problem)
 
     def _uplink(self, broker: Broker) -> Uplink:
         outbox = self.recorder.outbox
@@ -215,6 +231,7 @@ class Terminal:
             state=self.recorder.state,
             apply_config=self._apply_config,
             config_version=self.config_version,
+            cards=self.cards,
         )
 
     def _publish(self, channel: Channel, raw: bytes) -> bool:
@@ -242,6 +259,9 @@ class Terminal:
             self.uplink.stop()
             self.uplink = None
         self.hub_key = VerifyKey.from_hex(pairing.hub_sign)
+        self.hub_seal = pairing.hub_seal
+        self.cards.pin(self.hub_key)  # the cards another hub signed go
+        self.flow.rules = _rules(self.config, can_seal=True)
         self._said_code = None
         broker = self._broker_for(pairing) if self._broker_for is not None else None
         if broker is not None:
@@ -273,6 +293,9 @@ class Terminal:
             self.uplink.stop()
             self.uplink = None
         self.hub_key = None
+        self.hub_seal = None
+        self.cards.pin(None)
+        self.flow.rules = _rules(self.config, can_seal=False)  # nothing to seal a call-back number to
         log.warning("%s: unpaired; it takes nothing from a hub until paired again", self.device)
         self.report(UnpairedEvent())
         self._say_code(now)
@@ -323,8 +346,11 @@ class Terminal:
             return str(exc)
         self.config = config
         self.config_version = doc.version
-        self.flow.rules = _rules(config)
+        self.flow.rules = _rules(config, can_seal=self.hub_seal is not None)
         self._labels = [label.strip() for label in config.reason_labels.split(",")]
+        if self.io is not None:
+            self.io.configure(config)
+            self._show(self._now_showing(), said=False)
         self.report(Configured(version=doc.version, settings=dict(doc.settings)))
         staff = doc.settings.get("staff")
         if staff is not None and staff != (self.flow.staff or ""):
@@ -349,6 +375,7 @@ class Terminal:
 
     def start(self) -> None:
         if self.io is not None:
+            self.io.configure(self.config)
             self.io.start(self.inbox.put)
         if self.console is not None:
             self.console.start()
@@ -409,6 +436,8 @@ class Terminal:
         return max(0.0, min(deadlines) - now) / 1000
 
     def _dispatch(self, item: object, now: int) -> None:
+        if isinstance(item, Details):
+            item = self._sealed(item)  # first of all: the number in clear goes no further
         if isinstance(item, Event):
             self._feed([item], now)
         elif isinstance(item, CardTap):
@@ -424,6 +453,9 @@ class Terminal:
             if paired is not None:
                 self._paired(paired.pairing, None, now)
                 self._say_code(now)  # no code to claim with any more
+        elif isinstance(item, CardArrived):
+            if item.staff == self.flow.staff:
+                self._show(self._now_showing(), said=False)  # the clerk at the counter, with the new card
         elif isinstance(item, BadInput):
             log.warning("%s: ignored input %r: %s", self.device, item.line, item.detail)
             self.report(BadInputReported(line=item.line, detail=item.detail))
@@ -455,6 +487,22 @@ class Terminal:
         if now >= self.telemetry.next_health_ms:
             self._publish_health(now)
         self._say_code(now)
+
+    def _sealed(self, details: Details) -> Details:
+        """`details` with its call-back number sealed to the hub's key (device id as associated data)
+        into `contact`, and the number dropped. A contact an io backend set itself is dropped too:
+        only the terminal seals. With no seal key pinned the number is dropped, and said (not the
+        number: the log says only that one was dropped)."""
+        phone, contact = details.phone, None
+        if phone is not None:
+            if self.hub_seal is None:
+                self.errors("a call-back number came, but no hub key to seal it to is pinned: dropped")
+            else:
+                try:
+                    contact = seal(self.hub_seal, phone.digits.encode("ascii"), self.device.encode("utf-8"))
+                except DecodeError as exc:  # the pinned key is not an X25519 key: pairing is broken
+                    self.errors(f"a call-back number could not be sealed, dropped: {exc}")
+        return replace(details, phone=None, contact=contact)
 
     # -- the flow -----------------------------------------------------------------------------------
 
@@ -497,6 +545,10 @@ class Terminal:
     def _show(self, display: Display, *, said: bool = True) -> None:
         """Show a state on the io; `said`: also report it (a panel coming back is shown, not said)."""
         labels = self._labels if display.state is State.REASONS else ()
+        follow_up = display.follow_up
+        if follow_up is not None and self.hub_seal is None and "callback" in follow_up.pages:
+            # Unpaired while the questions were open: no number may be asked that cannot be sealed.
+            follow_up = replace(follow_up, pages=tuple(page for page in follow_up.pages if page != "callback"))
         if self.io is not None:
             self.io.show(
                 Screen(
@@ -505,6 +557,9 @@ class Terminal:
                     reasons=display.reasons,
                     labels=labels,
                     code=self._code_shown(display.state),
+                    follow_up=follow_up,
+                    card=self.cards.get(display.staff) if display.staff is not None else None,
+                    language=self.config.language,
                 )
             )
         if said:
@@ -525,7 +580,9 @@ class Terminal:
         return None if code is None else code.digits
 
     def _now_showing(self) -> Display:
-        return Display(self.flow.state, self.flow.staff, tuple(self.flow.reasons))
+        flow = self.flow
+        follow_up = flow.follow_up if flow.state is State.REASONS else None
+        return Display(flow.state, flow.staff, tuple(flow.reasons), follow_up)
 
     def _card(self, uid: str, now: int) -> None:
         staff = self.recorder.staff_for_card(uid)
@@ -593,7 +650,12 @@ class Terminal:
         self._flush()
 
 
-def _rules(config: DeviceConfig) -> FlowRules:
+def _rules(config: DeviceConfig, *, can_seal: bool) -> FlowRules:
+    """The flow's rules from the settings. The follow-up questions beyond the key panel's reasons
+    need a screen (`keys = "touch"`), whose questions wait `screen_timeout_s`; a call-back number
+    needs a hub key to seal it to (`can_seal`)."""
+    screen = config.keys == "touch"
+    window_s = config.screen_timeout_s if screen else config.reasons_window_s
     return FlowRules(
         mode=config.mode,
         thank_you_ms=config.thank_you_ms,
@@ -602,5 +664,11 @@ def _rules(config: DeviceConfig) -> FlowRules:
         misuse_interval_ms=int(config.misuse_interval_s * 1000),
         burst_presses=config.burst_presses,
         burst_window_ms=int(config.burst_window_s * 1000),
-        reasons_window_ms=int(config.reasons_window_s * 1000),
+        reasons_window_ms=int(window_s * 1000),
+        subscores=screen and config.subscores,
+        positive_reasons=screen and config.positive_reasons,
+        callback=screen and config.callback and can_seal,
+        reason_required=screen and config.reason_required,
+        reasons_negative=reason_codes(config.reasons_negative),
+        reasons_positive=reason_codes(config.reasons_positive),
     )

@@ -3,17 +3,19 @@
 It sends the outbox to the hub oldest first, at most a window of records unanswered, and again
 when no ack comes in time (device.delivery decides what and when); takes the hub's acks (a record
 is forgotten only when one covers it), sends a gap the hub reports again at once, and notices a
-hub that lost what it acked; takes commands (log-in, log-out, invite: returned as flow events) and
-configuration documents; says online/offline (the offline status is its MQTT will); and checks a
-hub that comes online.
+hub that lost what it acked; takes commands (log-in, log-out, invite: returned as flow events),
+configuration documents and clerks' cards (kept by device.cards; a newer one is posted to the
+terminal's inbox as `CardArrived`, for the screen); says online/offline (the offline status is
+its MQTT will); and checks a hub that comes online.
 
 Anything that arrives can come from anyone on the broker. What the hub says (acks, commands,
-configuration, its status) is taken only when signed by the hub key pinned at pairing, addressed
-to this terminal and not replayed (protocol v2: a command's counter only grows, a configuration's
-version only grows, a hub status's session only grows, and an ack below the watermark is believed
-only when newer than the one that acked it); anything else is refused, counted, reported in
-health, and changes nothing. What cannot be read at all is counted and said, and the terminal goes
-on; a retained one, which comes again at every reconnect, is said once.
+configuration, cards, its status) is taken only when signed by the hub key pinned at pairing,
+addressed to this terminal and not replayed (protocol v2: a command's counter only grows, a
+configuration's and a card's version only grow, a hub status's session only grows, and an ack
+below the watermark is believed only when newer than the one that acked it); anything else is
+refused, counted, reported in health, and changes nothing. What cannot be read at all is counted
+and said, and the terminal goes on; a retained one, which comes again at every reconnect, is said
+once.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 
+from device.cards import CardArrived, Cards
 from device.delivery import Delivery
 from device.errors import OutboxError, StateError
 from device.events import Acked, ControlRefused, GapResent, HubBehind, Offline, Online, Report
@@ -90,10 +93,16 @@ class Uplink:
         state: StateDocument | None = None,
         apply_config: ApplyConfig | None = None,
         config_version: int = 0,
+        cards: Cards | None = None,
     ) -> None:
         """`hub_key`: the hub key pinned at pairing (None: not paired; nothing from the broker is
-        taken). `state` keeps the command counter and the configuration document across reboots."""
+        taken). `state` keeps the command counter and the configuration document across reboots.
+        `cards`: where clerks' cards are checked and kept (None: cards are not taken)."""
         self.device = device
+        self._post = post
+        self._cards = cards
+        if cards is not None and hub_key is not None:
+            cards.pin(hub_key)  # a terminal paired again: the old hub's cards go
         self.hub_key = hub_key
         self._state = state
         self._apply_config = apply_config
@@ -178,6 +187,9 @@ class Uplink:
             elif message.topic == self._topics[Channel.CONFIG]:
                 what = "configuration"
                 self._config(message.payload)
+            elif message.topic == self._topics[Channel.CARD]:
+                what = "card"
+                self._card(message.payload)
             elif message.topic.startswith("pingjia/hub/"):
                 what = "hub status"
                 self._hub_status(hub_status_client(message.topic), message.payload)
@@ -271,6 +283,17 @@ class Uplink:
                 self._state.update(**{CONFIG_DOC: payload.decode("utf-8")})
             except StateError as exc:
                 self._errors(f"configuration {doc.version} in force but not saved: {exc}")
+
+    def _card(self, payload: bytes) -> None:
+        """A clerk's card: kept if the hub signed it for this terminal and it is the newest; the
+        terminal hears of it (`CardArrived`) to show it."""
+        if not payload or self._cards is None:
+            return  # a retained card cleared; or a terminal that shows no cards
+        self._pinned()  # not paired: refused as every control message is
+        card = self._cards.take(payload)
+        if card is not None:
+            log.info("%s: card of %s taken", self.device, card.staff)
+            self._post(CardArrived(card.staff))
 
     def _hub_status(self, client: str, payload: bytes) -> None:
         """A hub came online, or this terminal connected and heard that one is: check it (`_check_hub`),

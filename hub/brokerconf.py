@@ -13,10 +13,10 @@ Accounts and their rights (a username is 1..64 of [A-Za-z0-9_.-], so it can be n
 break a file's syntax):
 
     terminal  username = its device id. Publishes pingjia/v1/<id>/{ratings,status,health,event}; receives
-              pingjia/v1/<id>/{ack,cmd,config} and pingjia/hub/+/status. Written once, as `%u` patterns.
+              pingjia/v1/<id>/{ack,cmd,config,card} and pingjia/hub/+/status. Written once, as `%u` patterns.
     hub       pingjia-hub, pingjia-hub-<n> (one per worker; the username is also its client id). Receives
               every terminal's ratings/status/health/event (plain or $share/<group>/...) and the claim
-              requests; publishes terminals' ack/cmd/config, claim replies, and its own hub status.
+              requests; publishes terminals' ack/cmd/config/card, claim replies, and its own hub status.
     claim     claim-<...>, short-lived: publishes pingjia/claim/<name>/request, receives .../reply. Nothing else.
     tech      receives terminals' status, health and events, and the hubs' status (diagnostics); publishes nothing.
 
@@ -103,7 +103,7 @@ _HASH = re.compile(r"\$7\$([1-9][0-9]{0,7})\$([A-Za-z0-9+/]+={0,2})\$([A-Za-z0-9
 
 # Terminals' channels: what a terminal publishes, and what it receives (from the hub).
 _TERMINAL_PUBLISHES = ("ratings", "status", "health", "event")
-_TERMINAL_RECEIVES = ("ack", "cmd", "config")
+_TERMINAL_RECEIVES = ("ack", "cmd", "config", "card")
 _CLAIM = "pingjia/claim"
 
 # The settings a site shares with hub/mosquitto.conf (the dev/test configuration), as data: a test

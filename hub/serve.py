@@ -18,6 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub.cards import CardDesk
 from hub.claim import ClaimDesk, claim_filter, is_claim
 from hub.config import HubConfig
 from hub.identity import HubKeys
@@ -81,6 +82,9 @@ class Hub:
         # Terminals claiming their registration (hub.claim); with the broker site, its accounts are
         # rewritten after each answer, so that the new terminal's account works at once.
         self.claims = ClaimDesk(keys, broker_site=broker_site, db_url=db)
+        # Clerks' cards (hub.cards): published after a log-in is committed, and when the directory
+        # or the day changes what a logged-in clerk's card shows.
+        self.cards = CardDesk(keys, timezone=config.timezone)
         self.inbox: queue.Queue[LinkEvent] = queue.Queue()
         # Sessions grow across restarts of the hub (its clock is trusted) and across reconnects.
         self._started_ms = time.time_ns() // 1_000_000
@@ -125,6 +129,7 @@ class Hub:
             while not self._stopping.is_set():
                 try:
                     self._turn(preparing)
+                    self._publish_cards(time.time_ns() // 1_000_000)
                 except Exception as exc:  # noqa: BLE001 - the writer outlives any one fault; it is counted
                     self.ingest.counters["writer_errors"] += 1
                     self._limited.log(logging.ERROR, "writer", "hub: writer fault, going on: %r", exc)
@@ -154,6 +159,20 @@ class Hub:
             preparing.append(self._prepare_group(messages))
         if preparing and (len(preparing) > _GROUPS_AHEAD or not messages or self.inbox.empty()):
             self._store_group(preparing.popleft())
+
+    def _publish_cards(self, now_ms: int) -> None:
+        """The cards of clerks who logged in (noted in groups already committed), and those the
+        directory or the day changed; signed in one transaction (their versions), then published."""
+        logins = self.ingest.telemetry.take_logins()
+        changed = self.cards.due(self.writer.db, now_ms)
+        if not logins and not changed:
+            return
+        with self.writer.transaction() as db:
+            publications = self.cards.logins(db, logins, now_ms)
+            if changed:
+                publications += self.cards.changed(db, now_ms)
+        for item in publications:
+            self.link.publish(item.topic, item.payload, qos=item.qos, retain=item.retain)
 
     def _link(self, event: LinkUp | LinkDown) -> None:
         if isinstance(event, LinkDown):

@@ -56,6 +56,7 @@ class Press:
     ticket: str | None = None
     amends: int | None = None
     reasons: tuple[int, ...] = ()
+    answers: bool = False  # follow-up answers other than reasons (a screen's sub-scores, a sealed contact)
     t_device: int | None = None  # the terminal's wall clock; None: the same as at_ms
     boot: str | None = None
     mono: int | None = None
@@ -80,6 +81,11 @@ class Press:
     def invited(self) -> bool:
         """An answer to an invitation: a timeout, or a press (or its amend) with neither flag."""
         return self.kind == "timeout" or not (self.misuse or self.uninvited)
+
+    @property
+    def follow_up(self) -> bool:
+        """An amend that carries a customer's follow-up answers, not a new level pressed."""
+        return bool(self.reasons) or self.answers
 
 
 def iso_week(day: str) -> str:
@@ -159,7 +165,7 @@ def _levels(ordered: Sequence[Press]) -> tuple[dict[tuple[str, int], int], set[t
     latest: dict[tuple[str, int], int] = {}
     played: set[tuple[str, int]] = set()
     for record, after in zip(ordered, [*ordered[1:], None], strict=True):
-        if record.kind != "amend" or record.amends is None or record.score is None or record.reasons:
+        if record.kind != "amend" or record.amends is None or record.score is None or record.follow_up:
             continue
         if (
             after is not None
@@ -175,14 +181,14 @@ def _levels(ordered: Sequence[Press]) -> tuple[dict[tuple[str, int], int], set[t
 
 def strays(ordered: Sequence[Press]) -> list[Press]:
     """Keys pressed outside any invitation: uninvited or misuse presses, their re-press amends
-    (not reason codes), and amends a child made of a customer's rating."""
+    (not follow-up answers), and amends a child made of a customer's rating."""
     _, played = _levels(ordered)
     return [
         r
         for r in ordered
         if r.score is not None
         and r.kind != "timeout"
-        and ((not r.invited and not r.reasons) or (r.device, r.seq) in played)
+        and ((not r.invited and not r.follow_up) or (r.device, r.seq) in played)
     ]
 
 
@@ -317,6 +323,7 @@ def press_of_row(row: Sequence[Any]) -> Press:
         ticket=signed.get("ticket"),
         amends=None if amends is None else int(amends),
         reasons=tuple(signed.get("reasons", ())),
+        answers="subscores" in signed or "contact" in signed,
         t_device=None if t_device is None else int(t_device),
         boot=boot,
         mono=None if mono is None else int(mono),

@@ -4,10 +4,16 @@ Kept per terminal for `pingjia hub devices`; none of it is a rating. Each is sig
 terminal's registered key (protocol v2) and refused otherwise, or when that key is revoked. A status is taken only if it
 is newer than the stored one (protocol.newer_status: a late will cannot end a newer session). A
 heartbeat's clocks go on to hub.clock, which the writer calls with what `health` returns.
+
+A heartbeat that names another clerk than the one stored before it is how the hub learns that a
+clerk logged in at a terminal (by card, from the clerk's PC or the queue system, or by the hub's
+own command): `logins` notes it, and the serving hub publishes that clerk's card (hub.cards) once
+the heartbeat is committed.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 from hub.rows import DeviceEntry
@@ -36,6 +42,7 @@ class Telemetry:
     def __init__(self, store: Store, counters: Counter[str]) -> None:
         self._store = store
         self._counters = counters
+        self.logins: dict[str, str] = {}  # device -> the clerk who logged in there, until `take_logins`
 
     def status(self, device: str, payload: bytes, now_ms: int) -> None:
         """Store a terminal's status if it is newer than the stored one; ProtocolError if refused."""
@@ -63,9 +70,25 @@ class Telemetry:
         if health.device != device:
             raise DecodeError(f"health of {health.device} on the topic of {device}", reason=Reason.TOPIC_MISMATCH)
         verify_health(health, self._known(device, "health").key)
+        if health.staff is not None and health.staff != self._stored_staff(device):
+            self.logins[device] = health.staff
         self._store.set_health(device, payload.decode("utf-8"), now_ms)
         self._counters["health"] += 1
         return health
+
+    def take_logins(self) -> list[tuple[str, str]]:
+        """(device, staff) of the log-ins noted since the last call (after a failed group, those of
+        its messages may come twice: a card published twice is harmless)."""
+        logins, self.logins = list(self.logins.items()), {}
+        return logins
+
+    def _stored_staff(self, device: str) -> str | None:
+        """The clerk the stored health of `device` names (None: none, or no health yet)."""
+        row = self._store.db.execute("SELECT health FROM devices WHERE id = ?", (device,)).fetchone()
+        if row is None or row[0] is None:
+            return None
+        staff = json.loads(row[0]).get("staff")
+        return staff if isinstance(staff, str) else None
 
     def event(self, device: str, payload: bytes, now_ms: int) -> None:
         event = decode_event(payload)

@@ -106,4 +106,12 @@ REMOTE_SETTINGS: Final = (
     "reason_labels",
     "language",
     "opening_hours",
+    # What a site decides of a touchscreen's follow-up questions and labels:
+    "subscores",
+    "positive_reasons",
+    "callback",
+    "reason_required",
+    "reasons_negative",
+    "reasons_positive",
+    "middle_label",
 )

@@ -89,7 +89,9 @@ MEANING: Final[dict[Reason, str]] = {
         "one taken, a hub status of an older session, an ack below the watermark made before the ack that "
         "moved it"
     ),
-    Reason.ROLLBACK: "a configuration document older than the one the terminal runs",
+    Reason.ROLLBACK: (
+        "a configuration document older than the one the terminal runs, or a clerk's card older than the newest it took"
+    ),
     Reason.STALE: (
         "too old to act on: a command past its age limit, or a clock report outside plausible bounds "
         "(the hub does not re-date records by it)"

@@ -23,6 +23,8 @@ __all__ = [
     "MAX_INT_DIGITS",
     "MAX_MESSAGE_BYTES",
     "MAX_MS",
+    "MAX_NAME_CHARS",
+    "MAX_PHOTO_BYTES",
     "MAX_REASONS",
     "MAX_REASON_CODE",
     "MAX_REJECTS",
@@ -53,13 +55,17 @@ MAX_FW_CHARS: Final = 32
 MAX_BOOT_CHARS: Final = 64
 MAX_TICKET_CHARS: Final = 64
 MAX_CONTACT_CHARS: Final = 1024
-MAX_REASONS: Final = 5
+MAX_REASONS: Final = 6  # a touchscreen offers up to six reason tags (the key panel five keys)
 MAX_REASON_CODE: Final = 99
 MAX_DETAIL_CHARS: Final = 200
 MAX_REJECTS: Final = MAX_BATCH_RECORDS
 MAX_SETTINGS: Final = 64
 MAX_SETTING_CHARS: Final = 512
 CMD_MAX_AGE_MS: Final = 120_000
+MAX_NAME_CHARS: Final = 64  # names a clerk's card shows: the clerk's, the department's, the counter's
+# A clerk's photo on a card: a counter screen shows it at about 240x320, which a JPEG holds in far
+# less; the limit keeps a retained card, and a terminal's cache of a few dozen, small.
+MAX_PHOTO_BYTES: Final = 48 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +105,8 @@ LIMITS: Final = (
     Limit(
         "MAX_SETTING_CHARS", MAX_SETTING_CHARS, "a setting's name or value in a configuration document", "characters"
     ),
+    Limit("MAX_NAME_CHARS", MAX_NAME_CHARS, "a card's `name`, `department` and `counter`", "characters"),
+    Limit("MAX_PHOTO_BYTES", MAX_PHOTO_BYTES, "a card's `photo`, decoded (PNG or JPEG bytes)", "bytes"),
     Limit(
         "CMD_MAX_AGE_MS",
         CMD_MAX_AGE_MS,

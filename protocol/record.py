@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from protocol import canonical, limits
-from protocol.canonical import show
+from protocol.canonical import show, show_names
 from protocol.compact import compact_pickle
 from protocol.fields import (
     BASE64,
@@ -30,7 +30,7 @@ from protocol.fields import (
 from protocol.keys import RECORD_CONTEXT, SigningKey, VerifyKey, leaf_hash
 from protocol.limits import MAX_FW_CHARS, MAX_ID_CHARS, MAX_MS, MAX_SEQ, MAX_TICKET_CHARS
 
-__all__ = ["Flag", "Kind", "Rating", "rating_from_wire"]
+__all__ = ["INDICATORS", "Flag", "Kind", "Rating", "rating_from_wire"]
 
 
 class Kind(StrEnum):
@@ -44,8 +44,12 @@ class Flag(StrEnum):
     UNINVITED = "uninvited"  # pressed with no open invitation while the terminal runs in invited mode
 
 
+# The sub-scores a customer may give after the overall level: the national offline indicators
+# 服务态度 (attitude), 办理效率 (efficiency) and 业务水平 (competence), each a level 1..5.
+INDICATORS: Final = ("attitude", "efficiency", "competence")
+
 REQUIRED: Final = frozenset({"v", "device", "seq", "kind", "t", "boot", "mono", "fw", "prev", "sig"})
-OPTIONAL: Final = frozenset({"staff", "score", "amends", "reasons", "contact", "ticket", "flags"})
+OPTIONAL: Final = frozenset({"staff", "score", "amends", "reasons", "subscores", "contact", "ticket", "flags"})
 _ALL: Final = REQUIRED | OPTIONAL
 _FLAGS: Final = frozenset(flag.value for flag in Flag)
 _KINDS: Final = {kind.value: kind for kind in Kind}
@@ -75,6 +79,9 @@ class Rating:
     score: int | None = None  # 1..5; None only for a timeout
     amends: int | None = None
     reasons: tuple[int, ...] = ()
+    # (indicator, level 1..5), at most one per indicator of INDICATORS, sorted by indicator (the wire
+    # form is an object, so the order carries nothing; sorted, a decoded record equals the one made)
+    subscores: tuple[tuple[str, int], ...] = ()
     contact: str | None = None  # sealed to the hub's key; opaque to the terminal
     ticket: str | None = None  # the queue system's service ticket
     flags: tuple[Flag, ...] = ()
@@ -100,6 +107,8 @@ class Rating:
             wire["amends"] = self.amends
         if self.reasons:
             wire["reasons"] = list(self.reasons)
+        if self.subscores:
+            wire["subscores"] = dict(self.subscores)
         if self.contact is not None:
             wire["contact"] = self.contact
         if self.ticket is not None:
@@ -193,6 +202,9 @@ def rating_from_wire(obj: object) -> Rating:
                 seq=seq,
             )
         reasons = tuple(raw)
+    subscores: tuple[tuple[str, int], ...] = ()
+    if "subscores" in obj:
+        subscores = _subscores(obj["subscores"], device, seq)
     flags: tuple[Flag, ...] = ()
     if "flags" in obj:
         raw = obj["flags"]
@@ -208,8 +220,8 @@ def rating_from_wire(obj: object) -> Rating:
         flags = tuple(Flag(f) for f in raw)
 
     if kind is Kind.TIMEOUT:
-        if score is not None or amends is not None or reasons:
-            raise bad_field("a timeout record has no score, amends or reasons", device, seq)
+        if score is not None or amends is not None or reasons or subscores:
+            raise bad_field("a timeout record has no score, amends, reasons or subscores", device, seq)
         if staff is None:
             raise bad_field("a timeout record names the staff member who invited", device, seq)
     elif score is None:
@@ -234,7 +246,25 @@ def rating_from_wire(obj: object) -> Rating:
         score=score,
         amends=amends,
         reasons=reasons,
+        subscores=subscores,
         contact=contact,
         ticket=ticket,
         flags=flags,
     )
+
+
+def _subscores(raw: object, device: str, seq: int) -> tuple[tuple[str, int], ...]:
+    """The `subscores` object as sorted (indicator, level) pairs; DecodeError(bad_field) saying what
+    is wrong with it."""
+    if type(raw) is not dict:
+        raise bad_field(f"subscores must be a JSON object, got {type(raw).__name__}", device, seq)
+    if not raw:
+        raise bad_field("subscores must not be empty (leave the field out)", device, seq)
+    unknown = sorted(name for name in raw if name not in INDICATORS)
+    if unknown:
+        raise bad_field(
+            f"subscores: unknown indicators {show_names(unknown)}; known: {', '.join(INDICATORS)}", device, seq
+        )
+    for name, level in raw.items():
+        checked_int(level, 1, 5, f"subscores {name}", device=device, seq=seq)
+    return tuple(sorted(raw.items()))

@@ -5,8 +5,8 @@ as 128 hex digits, over a context string (`pingjia/v2/<purpose>` and a NUL byte)
 canonical bytes of the same object without `sig`. The purpose keeps a signature made for one
 message type from being taken as another (a terminal's status from being taken as a hub's).
 
-Who signs what: the hub signs acks, commands, configuration documents, its status, technician
-credentials and pairing answers; a terminal signs its status, health and events (its ratings are
+Who signs what: the hub signs acks, commands, configuration documents, clerks' cards, its status,
+technician credentials and pairing answers; a terminal signs its status, health and events (its ratings are
 signed by their batch head and hash chain, as in v1).
 """
 
@@ -34,6 +34,7 @@ class Purpose(StrEnum):
     EVENT = "event"
     TECH = "tech"  # a technician's credential
     CLAIM = "claim"  # the hub's answer to a terminal claiming its registration
+    CARD = "card"  # the card of the clerk logged in at a terminal
 
 
 SIG_FIELD: Final = matching(HEX128, doc="Ed25519 signature of the message without `sig` (see Signatures)")

@@ -28,6 +28,7 @@ from typing import Final, TypeVar
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol import canonical, commands, errors, health, keys, limits, signed
+from protocol.card import CARD_FIELDS, Card, encode_card
 from protocol.commands import Command, CommandName, encode_command
 from protocol.config import REMOTE_SETTINGS, SETTING_NAME, ConfigDoc, encode_config
 from protocol.fields import SHAPES, Field
@@ -184,6 +185,7 @@ PURPOSES: Final[dict[Purpose, tuple[str, str]]] = {
     Purpose.EVENT: ("terminal", "an event"),
     Purpose.TECH: ("hub", "a technician's credential, for the terminal's service console"),
     Purpose.CLAIM: ("hub", "the answer to a terminal claiming its registration"),
+    Purpose.CARD: ("hub", "the card of the clerk logged in at a terminal"),
 }
 
 
@@ -238,7 +240,7 @@ class Example:
     purpose: Purpose
     hub: bool  # signed by the hub test key; else by the terminal's
 
-    def wire(self) -> bytes:
+    def wire(self) -> bytes:  # noqa: PLR0911 - one return per message type
         key = _HUB if self.hub else _TERMINAL
         value = self.value
         if isinstance(value, Ack):
@@ -247,6 +249,8 @@ class Example:
             return encode_command(value, key)
         if isinstance(value, ConfigDoc):
             return encode_config(value, key)
+        if isinstance(value, Card):
+            return encode_card(value, key)
         if isinstance(value, Status):
             return encode_status(value, key, hub=self.purpose is Purpose.HUB_STATUS)
         if isinstance(value, Health):
@@ -275,6 +279,18 @@ _CONFIG: Final = ConfigDoc(
         "opening_hours": "08:30-12:00,13:30-17:00",
         "reason_labels": "等候时间长,服务态度差,业务不熟练,流程繁琐,其他",
     },
+)
+# A 1x1 grey PNG (67 bytes): the smallest photo a card can carry.
+_PHOTO: Final = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNoAAAAggCBd81ytgAAAABJRU5ErkJggg=="
+_CARD: Final = Card(
+    device=_DEVICE,
+    version=12,
+    t=1763800000100,
+    staff="E1024",
+    name="王芳",
+    department="综合受理",
+    counter="3号窗口",
+    photo=_PHOTO,
 )
 _HUB_ONLINE: Final = Status(device="pingjia-hub", state=StatusState.ONLINE, session=hub_session(_HUB_STARTED_MS, 1))
 _GAP_ACK: Final = Ack(device=_DEVICE, upto=2, t=1763800009000, held=(5, 7))
@@ -330,6 +346,11 @@ EXAMPLES: Final[dict[str, tuple[Example, ...]]] = {
         Command(device=_DEVICE, cmd=CommandName.LOGOUT, n=43, t=1763800090000),
     ),
     "config": _hub(Purpose.CONFIG, _CONFIG),
+    "card": _hub(
+        Purpose.CARD,
+        _CARD,
+        Card(device=_DEVICE, version=13, t=1763800090100, staff="E2048", name="李强"),  # no department, no photo
+    ),
     "health": _terminal(
         Purpose.HEALTH,
         _STARTED,
@@ -372,6 +393,7 @@ VECTORS: Final = (
     ("ack", Example(_GAP_ACK, Purpose.ACK, hub=True)),
     ("command", Example(_LOGIN, Purpose.CMD, hub=True)),
     ("configuration document", Example(_CONFIG, Purpose.CONFIG, hub=True)),
+    ("clerk's card", Example(_CARD, Purpose.CARD, hub=True)),
     ("hub status", Example(_HUB_ONLINE, Purpose.HUB_STATUS, hub=True)),
     ("terminal status", Example(_ONLINE, Purpose.STATUS, hub=False)),
 )
@@ -429,6 +451,8 @@ BLOCKS: Final[dict[str, Callable[[], str]]] = {
     "cmd-examples": lambda: examples("cmd"),
     "remote-settings": remote_settings,
     "config-examples": lambda: examples("config"),
+    "card-fields": lambda: fields_table(CARD_FIELDS),
+    "card-examples": lambda: examples("card"),
     "health-fields": lambda: fields_table(health.HEALTH_FIELDS),
     "health-examples": lambda: examples("health"),
     "event-fields": lambda: fields_table(health.EVENT_FIELDS),

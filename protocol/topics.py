@@ -51,6 +51,7 @@ class Channel(StrEnum):
     EVENT = "event"
     CMD = "cmd"
     CONFIG = "config"
+    CARD = "card"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +110,14 @@ ROUTES: Final[dict[Channel, Route]] = {
     Channel.CONFIG: Route(
         _v1(Channel.CONFIG), "hub → terminal", "config", 1, True, "signed by the hub; the latest version is kept"
     ),
+    Channel.CARD: Route(
+        _v1(Channel.CARD),
+        "hub → terminal",
+        "card",
+        1,
+        True,
+        "signed by the hub: the card of the clerk logged in; the latest version is kept",
+    ),
 }
 HUB_STATUS: Final = Route(
     f"{_HUB_PREFIX}/<client-id>/status",
@@ -161,8 +170,14 @@ def parse(name: str) -> tuple[str, Channel]:
 
 
 def terminal_filters(device: str) -> tuple[str, ...]:
-    """Subscriptions of a terminal: its acks, commands and configuration, and every hub's status."""
-    return (topic(device, Channel.ACK), topic(device, Channel.CMD), topic(device, Channel.CONFIG), HUB_STATUS_FILTER)
+    """Subscriptions of a terminal: its acks, commands, configuration and clerk's card, and every hub's status."""
+    return (
+        topic(device, Channel.ACK),
+        topic(device, Channel.CMD),
+        topic(device, Channel.CONFIG),
+        topic(device, Channel.CARD),
+        HUB_STATUS_FILTER,
+    )
 
 
 def claim_topics(claim_user: str) -> tuple[str, str]:

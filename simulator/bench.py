@@ -789,6 +789,13 @@ def explain_cell(workdir: Path, *, quick: bool) -> Result:
     return explain_first_row(workdir, quick=quick)
 
 
+def touch_step(workdir: Path, *, quick: bool) -> Result:
+    """The touchscreen's figures (issue 12): simulator.bench_touch."""
+    from simulator.bench_touch import touch_figures
+
+    return touch_figures(workdir, quick=quick)
+
+
 def _mosquitto() -> bool:
     from simulator.processes import MosquittoBroker
 
@@ -853,6 +860,7 @@ def run(*, quick: bool, only: set[str] | None = None, workdir: Path | None = Non
         ),
         "pair": lambda: pair_to_first_rating(scratch / "pair", samples=2 if quick else 5),
         "stall": lambda: broker_restart_stall(scratch / "stall", terminals=4, seconds_after=5 if quick else 10),
+        "touch": lambda: touch_step(scratch / "touch", quick=quick),
     }
     unknown = (only or set()) - set(steps)
     if unknown:

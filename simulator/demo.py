@@ -5,13 +5,20 @@ directory, and N terminals (real `pingjia device run` processes) whose simulated
 keys. Prints a live line per second; on Ctrl-C (or after --seconds) it stops the customers, lets the
 terminals drain, stops everything in order, prints today's figures per department and per staff
 member, and last one JSON object with the tallies.
+
+With `--screen`, the first counter has a touchscreen (`--keys touch`) in an 800x480 window, and its
+customers tap the faces it draws (simulator.touch): what a customer sees. Without a display (no
+$DISPLAY or $WAYLAND_DISPLAY, or one that cannot be opened) the demo says so and runs that counter's
+touchscreen headless; without the CJK font, it says so and that counter keeps its keys.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -31,12 +38,15 @@ from hub.report import aggregate, book, parse_period, render
 from hub.writer import Writer
 from simulator.cable import Cable
 from simulator.customers import StaffProfile, make_staff
-from simulator.processes import AmqttBroker, BrokerProcess, HubProcess, ProcessError, TerminalProcess
+from simulator.processes import PYTHON, AmqttBroker, BrokerProcess, HubProcess, ProcessError, TerminalProcess
 from simulator.site import Site
+from simulator.touch import headless_env
 
 __all__ = ["Demo"]
 
 _DRAIN_S = 30.0
+SCREEN_SIZE = "800x480"  # the 7" counter panel
+_TOUCH_REASONS = (1, 2, 3, 4, 5, 6)  # the touchscreen's reason tags after a 1 or 2 (reasons_negative's default)
 
 
 @dataclass
@@ -51,7 +61,8 @@ class Counter:
     counter: str
     next_customer: float = 0.0
     served: int = 0
-    keys: list[tuple[float, str]] = field(default_factory=list)  # (when, input line) still to come
+    keys: list[tuple[float, str]] = field(default_factory=list)  # (when, input line or "tap ID") still to come
+    touch: bool = False  # a touchscreen: its customers tap (simulator.touch)
     stored: int = 0
 
 
@@ -66,7 +77,9 @@ class Demo:
         broker_url: str | None,
         quiet: bool = False,
         seed: int | None = None,
+        screen: bool = False,
     ) -> None:
+        """`screen`: the first counter is a touchscreen, shown in a window when there is a display."""
         if devices < 1 or departments < 1 or speed <= 0:
             raise ValueError("devices and departments must be at least 1, speed above 0")
         self.data = data
@@ -82,6 +95,8 @@ class Demo:
         self.counters: list[Counter] = []
         self.cables: list[Cable] = []
         self.tz = ZoneInfo(HubConfig().timezone)
+        self.screen = screen
+        self.screen_shown: str | None = None  # what became of --screen, for the summary
 
     # -- setting up ---------------------------------------------------------------------------------
 
@@ -171,14 +186,23 @@ class Demo:
             f"reasons_window_s={max(2.0, 6 / self.speed)}",
             "ack_timeout_s=3",
         ]
+        touch_env = self._screen_env() if self.screen else None
         for index, (folder, profile) in enumerate(placed):
             cable = Cable(self.data / "site" / f"console-{index + 1:02d}")
             self.cables.append(cable)
             # A terminal paired on an earlier run is told this run's broker (the embedded one moves to a
             # new port each time); a new one gets it from pairing, and until then sends nothing.
             paired = _paired(folder)
+            touch = index == 0 and touch_env is not None
             terminal = site.terminal(
-                folder, cable, settings=settings, log=logs / f"{folder.name}.log", broker_url=url if paired else None
+                folder,
+                cable,
+                settings=[*settings, *(["keys=touch", "callback=false", "dim_after_s=0"] if touch else [])],
+                log=logs / f"{folder.name}.log",
+                broker_url=url if paired else None,
+                fingers=self.data / "site" / f"fingers-{index + 1:02d}" if touch else None,
+                args=["--screen", SCREEN_SIZE] if touch else (),
+                env=touch_env if touch else None,
             )
             letter = chr(ord("A") + index % 26)
             self.counters.append(
@@ -189,8 +213,29 @@ class Demo:
                     letter=letter,
                     cable=cable,
                     counter=f"{index + 1}号窗口",
+                    touch=touch,
                 )
             )
+
+    def _screen_env(self) -> dict[str, str] | None:
+        """The environment of the counter with a touchscreen: a window if a display can be opened,
+        else SDL's dummy drivers (said so); None if the touchscreen cannot run here (no CJK font)."""
+        from device.io.fonts import FontMissing, find_cjk_font
+
+        try:
+            find_cjk_font()
+        except FontMissing as exc:
+            self.screen_shown = "no touchscreen: the CJK font is missing"
+            self._say(f"  --screen: no touchscreen counter, {exc}; counter 1 keeps its keys")
+            return None
+        problem = _display_problem()
+        if problem is not None:
+            self.screen_shown = f"headless: {problem}"
+            self._say(f"  --screen: {problem}; counter 1's touchscreen runs without a window (SDL's dummy driver)")
+            return headless_env()
+        self.screen_shown = f"window {SCREEN_SIZE}"
+        self._say(f"  --screen: counter 1's touchscreen in a {SCREEN_SIZE} window")
+        return {}
 
     def _pair(self, site: Site) -> None:
         """The technician's round: each terminal not paired yet is paired over its console cable
@@ -219,7 +264,11 @@ class Demo:
         for counter in self.counters:
             terminal = counter.terminal
             while counter.keys and counter.keys[0][0] <= now:
-                terminal.send(counter.keys.pop(0)[1])
+                line = counter.keys.pop(0)[1]
+                if line.startswith("tap "):
+                    terminal.tap(line.removeprefix("tap "))
+                else:
+                    terminal.send(line)
             if counter.keys or now < counter.next_customer or terminal.state != "idle":
                 continue
             counter.served += 1
@@ -229,11 +278,27 @@ class Demo:
                 continue  # gone before rating: the terminal records a timeout
             react = now + self.rng.uniform(0.5, 2.0) / self.speed
             score = counter.staff.rate(self.rng)
+            if counter.touch:
+                self._tap_a_rating(counter, score, react)
+                continue
             counter.keys.append((react, str(score)))
             if score <= 2 and self.rng.random() < 0.7:
                 for reason in self.rng.sample(range(1, 6), self.rng.randint(1, 2)):
                     react += self.rng.uniform(0.3, 1.0) / self.speed
                     counter.keys.append((react, str(reason)))
+
+    def _tap_a_rating(self, counter: Counter, score: int, react: float) -> None:
+        """A customer at the touchscreen: the face, and after a 1 or 2 reason tags and Done, or Skip."""
+        counter.keys.append((react, f"tap face:{score}"))
+        if score > 2:
+            return
+        if self.rng.random() < 0.7:
+            for reason in self.rng.sample(_TOUCH_REASONS, self.rng.randint(1, 2)):
+                react += self.rng.uniform(0.3, 1.0) / self.speed
+                counter.keys.append((react, f"tap reason:{reason}"))
+            counter.keys.append((react + 0.5 / self.speed, "tap done"))
+        else:
+            counter.keys.append((react + 0.5 / self.speed, "tap skip"))
 
     def _count_stored(self, store: Reader) -> int:
         total = 0
@@ -273,6 +338,7 @@ class Demo:
                 print(f"pingjia demo: {exc}", file=sys.stderr)
         for counter in self.counters:
             counter.terminal.quit()
+            counter.terminal.close_fingers()
         if self.hub is not None:
             self.hub.stop()
         if self.broker is not None:
@@ -306,6 +372,10 @@ class Demo:
             "seconds": round(time.monotonic() - started, 1),
             "first_stored_s": first_stored_s,
             "rejects": store.reject_counts(),
+            "screen": self.screen_shown,
+            "pressed_on_screen": sum(
+                len([s for s in c.terminal.thanked if s > c.start_seq]) for c in self.counters if c.touch
+            ),
         }
 
     def _tables(self, store: Reader) -> str:
@@ -318,6 +388,31 @@ class Demo:
             parts.append(f"\ntoday ({today}) per {heading}:")
             parts.append(render(aggregate(store, period, level, rules=rules), period=period, fmt="table"))
         return "\n".join(parts) + "\n"
+
+
+def _display_problem() -> str | None:
+    """Why no window can be shown here, or None. The probe opens a window in a child process, so that
+    a display that fails (or hangs) fails there and not in the demo."""
+    if os.environ.get("SDL_VIDEODRIVER") == "dummy":
+        return "SDL_VIDEODRIVER=dummy"
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        return "no display ($DISPLAY and $WAYLAND_DISPLAY are unset)"
+    probe = "import pygame; pygame.display.init(); pygame.display.set_mode((64, 64)); pygame.display.quit()"
+    try:
+        done = subprocess.run(
+            [PYTHON, "-c", probe],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+            env={**os.environ, "PYGAME_HIDE_SUPPORT_PROMPT": "1"},
+        )
+    except subprocess.TimeoutExpired:
+        return "the display did not answer in 20 s"
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["exit status " + str(done.returncode)])[-1]
+        return f"the display cannot be opened ({last[:200]})"
+    return None
 
 
 def _paired(folder: Path) -> bool:

@@ -42,6 +42,7 @@ from device.events import (
     Thanked,
     from_json,
 )
+from simulator.touch import WAIT_MS, FingerChannel
 
 E = TypeVar("E", bound=TerminalEvent)
 
@@ -468,10 +469,19 @@ class TerminalProcess(TerminalWatch):
         on_event: Callable[[TerminalProcess, TerminalEvent], None] | None = None,
         clock_offset_file: Path | None = None,
         hub_key: str | None = None,
+        fingers: Path | None = None,
+        args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
         """`hub_key`: the hub key to pin (hex); default: this harness's site key when there is a
-        broker, none for a terminal that pairs (or stores only)."""
+        broker, none for a terminal that pairs (or stores only). `fingers`: a touchscreen terminal
+        (`keys=touch` in its settings) gets a finger on this named pipe (simulator.touch), which
+        `tap` and `card_reader` write to. `args`: more options of `device run` (`--screen 800x480`);
+        `env`: more environment (SDL's drivers)."""
         super().__init__(str(data_dir))
+        self.fingers = FingerChannel(fingers) if fingers is not None else None
+        self.args = list(args)
+        self.env = dict(env or {})
         self.hub_key = hub_key if hub_key is not None else (site_hub_key()[1] if broker_url else None)
         self.data_dir = data_dir
         self.broker_url = broker_url
@@ -483,12 +493,16 @@ class TerminalProcess(TerminalWatch):
         self._reader: threading.Thread | None = None
 
     def start(self) -> TerminalProcess:
-        # A simulated clock needs the simulator's runner of the same terminal; a plain one, the product's command.
-        runner = ["simulator.terminal", "--clock-offset-file", str(self.clock_offset_file)]
+        # A simulated clock or finger needs the simulator's runner of the same terminal; else the product's command.
+        runner = ["simulator.terminal"]
+        if self.clock_offset_file is not None:
+            runner += ["--clock-offset-file", str(self.clock_offset_file)]
+        if self.fingers is not None:
+            runner += ["--fingers", str(self.fingers.path)]
         argv = [
             PYTHON,
             "-m",
-            *(runner if self.clock_offset_file is not None else ["pingjia"]),
+            *(runner if len(runner) > 1 else ["pingjia"]),
             "device",
             "run",
             "--data",
@@ -505,10 +519,11 @@ class TerminalProcess(TerminalWatch):
             argv += ["--hub-key", self.hub_key]
         for assignment in self.settings:
             argv += ["--set", assignment]
+        argv += self.args
         with self._condition:
             self.ready = False
             self.online = False
-        self.process = _spawn(argv, log=self.log, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.process = _spawn(argv, log=self.log, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=self.env)
         self._reader = threading.Thread(target=self._read, args=(self.process,), daemon=True)
         self._reader.start()
         return self
@@ -552,6 +567,15 @@ class TerminalProcess(TerminalWatch):
     def login(self, staff: str) -> bool:
         return self.send(f"login {staff}")
 
+    def tap(self, ident: str, wait_ms: int = WAIT_MS) -> bool:
+        """A finger on the touchscreen's control `ident` once it shows (simulator.touch); False
+        without a finger or once the pipe is closed."""
+        return self.fingers is not None and self.fingers.tap(ident, wait_ms)
+
+    def card_reader(self, uid: bytes | str) -> bool:
+        """A staff card on the touchscreen's USB card reader (simulator.touch)."""
+        return self.fingers is not None and self.fingers.card(uid)
+
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
@@ -579,6 +603,11 @@ class TerminalProcess(TerminalWatch):
             self.process.kill()
             self.process.wait()
         self._join()
+
+    def close_fingers(self) -> None:
+        """Close the simulator's end of the finger pipe (after the last `quit`)."""
+        if self.fingers is not None:
+            self.fingers.close()
 
     def _join(self) -> None:
         if self._reader is not None:

@@ -1,15 +1,20 @@
 """`pingjia sim`: a service hall's working day, faster than real time, with ground truth.
 
-Every counter is a real terminal process (`pingjia device run --keys panel`) with its key panel
-played by the pty emulator. Around them the simulator plays the hall:
+Every counter is a real terminal process: `pingjia device run --keys panel` with its key panel
+played by the pty emulator, or (`touch` of them) `--keys touch`, the touchscreen on SDL's dummy
+drivers, whose customers tap the faces and buttons it draws (simulator.touch). Around them the
+simulator plays the hall:
 
-- clerks log in with their staff cards at the start of the day, leave for lunch (some counters
-  get a colleague for the hour), and log out at the end;
+- clerks log in with their staff cards (the panel's reader, or a touchscreen's USB reader) at the
+  start of the day, leave for lunch (some counters get a colleague for the hour), and log out at
+  the end;
 - a queue system issues tickets; customers of each department wait for a free counter; when a
   service ends, the queue system asks the terminal to invite over MQTT (or the clerk presses the
-  invite key);
-- customers rate from their clerk's distribution, sometimes correct themselves (amend), say why
-  when unhappy, or walk away (timeout); now and then a child plays with the keys (misuse);
+  invite key; a touchscreen has none, so its invitations all come from the queue system);
+- customers rate from their clerk's distribution, sometimes correct themselves (amend; on a
+  touchscreen the thank-you's change button), say why when unhappy (reason keys; on a touchscreen
+  reason tags and Done, or Skip), or walk away (timeout); now and then a child plays with the keys
+  (misuse; a touchscreen shows no faces to a child unless it invites);
 - a few clerks fake ratings in ways seen in real halls: pressing 非常满意 themselves, covering the
   two lowest keys, or not inviting customers who look unhappy. The simulator writes down every
   faked rating (`ground_truth.jsonl`), so that the hub's supervision can be measured against it
@@ -44,6 +49,7 @@ from protocol.panel import INVITE_KEY
 from simulator.customers import DEPARTMENTS, StaffProfile, make_staff
 from simulator.panel import PanelEmulator
 from simulator.processes import AmqttBroker, BrokerProcess, HubProcess, MosquittoBroker, TerminalProcess, site_hub_key
+from simulator.touch import headless_env
 
 __all__ = ["Sim"]
 
@@ -51,6 +57,7 @@ DAY_START_H = 8.5  # 08:30
 LUNCH = (12.0, 13.0)
 DAY_END_H = 17.5
 FAKES = ("self_press", "covered_keys", "selective_invite")
+TOUCH_REASONS = (1, 2, 3, 4, 5, 6)  # the touchscreen's reason tags after a 1 or 2 (reasons_negative's default)
 
 
 @dataclass
@@ -62,12 +69,13 @@ class Clerk:
 
 @dataclass
 class Desk:
-    """A counter: its terminal and panel, the clerk at it, the customer being served."""
+    """A counter: its terminal and key panel (none for a touchscreen), the clerk at it, the customer
+    being served."""
 
     index: int
     department: str
     terminal: TerminalProcess
-    panel: PanelEmulator
+    panel: PanelEmulator | None
     regular: Clerk
     relief: Clerk | None
     clerk: Clerk | None = None
@@ -75,6 +83,26 @@ class Desk:
     serving: dict[str, Any] | None = None
     actions: deque[tuple[float, str, Any]] = field(default_factory=deque)  # (real time, what, detail)
     expect_fake: list[dict[str, Any]] = field(default_factory=list)  # faked presses awaiting their seq
+
+    @property
+    def touch(self) -> bool:
+        return self.panel is None
+
+    def card(self, uid: bytes) -> None:
+        """The clerk's staff card on the panel's reader or the touchscreen's USB reader."""
+        if self.panel is not None:
+            self.panel.card(uid)
+        else:
+            self.terminal.card_reader(uid)
+
+    def press(self, level: int, *, wait_ms: int | None = None) -> None:
+        """A key, or a finger on the face of that level once it shows (`wait_ms`: how long one waits)."""
+        if self.panel is not None:
+            self.panel.press(level)
+        elif wait_ms is None:
+            self.terminal.tap(f"face:{level}")
+        else:
+            self.terminal.tap(f"face:{level}", wait_ms)
 
 
 class Sim:
@@ -90,11 +118,16 @@ class Sim:
         quiet: bool = False,
         fakers: int | None = None,
         fakes: tuple[str, ...] = FAKES,
+        touch: int = 0,
     ) -> None:
         """`fakers` regular clerks fake ratings, one way each, taken in turn from `fakes` (None: a
-        few, max(len(fakes), clerks // 8); 0: an honest hall)."""
+        few, max(len(fakes), clerks // 8); 0: an honest hall). `touch` of the counters have a
+        touchscreen instead of a key panel, spread over the hall."""
         if devices < 1 or hours <= 0 or speed <= 0:
             raise ValueError("devices, hours and speed must be positive")
+        if not 0 <= touch <= devices:
+            raise ValueError(f"touch must be 0..{devices} (touchscreen counters), got {touch}")
+        self.touch = touch
         if fakers is not None and not 0 <= fakers <= devices:
             raise ValueError(f"fakers must be 0..{devices} (the counters' own clerks), got {fakers}")
         if not fakes or any(fake not in FAKES for fake in fakes):
@@ -158,14 +191,24 @@ class Sim:
             cards = StateDocument(folder / identity.STATE_FILE)
             cards.update(cards={c.card.hex(): c.profile.staff for c in clerks}, staff=None)
             cards.close()
-            panel = PanelEmulator(link=(self.data / f"panel-{index + 1:02d}").resolve(), serial=f"PJP-{index + 1:06d}")
-            panel.start()
-            terminal = TerminalProcess(
-                folder,
-                broker_url=url,
-                log=self.data / "logs" / f"desk-{index + 1:02d}.log",
-                settings=self._terminal_settings(panel),
-            )
+            log = self.data / "logs" / f"desk-{index + 1:02d}.log"
+            panel: PanelEmulator | None = None
+            if self._has_touchscreen(index):
+                terminal = TerminalProcess(
+                    folder,
+                    broker_url=url,
+                    log=log,
+                    settings=self._touch_settings(),
+                    fingers=self.data / f"fingers-{index + 1:02d}",
+                    args=["--screen", "800x480"],  # the 7" panel
+                    env=headless_env(),
+                )
+            else:
+                panel = PanelEmulator(
+                    link=(self.data / f"panel-{index + 1:02d}").resolve(), serial=f"PJP-{index + 1:06d}"
+                )
+                panel.start()
+                terminal = TerminalProcess(folder, broker_url=url, log=log, settings=self._terminal_settings(panel))
             desks.append(
                 Desk(index=index, department=department, terminal=terminal, panel=panel, regular=regular, relief=relief)
             )
@@ -177,13 +220,37 @@ class Sim:
             self._queues[department] = deque()
         return desks
 
+    def _has_touchscreen(self, index: int) -> bool:
+        """Whether counter `index` has a touchscreen: `touch` of them, spread evenly over the hall."""
+        return index * self.touch // self.devices != (index + 1) * self.touch // self.devices
+
+    def _scaled(self, seconds: float, low: float) -> str:
+        return f"{max(low, seconds / self.speed):.3f}"
+
+    def _touch_settings(self) -> list[str]:
+        # A finger does not speed up either: the thank-you stays long enough to find its change
+        # button, and the amend window long enough to touch a face again. No call-back number (the
+        # simulated hall's terminals hold no seal key of the hub); the questions time out at their
+        # floor, as few are left unanswered (an unhappy customer who gives no reason touches Skip).
+        return [
+            "keys=touch",
+            "mode=invited",
+            "callback=false",
+            f"thank_you_ms={max(600, int(2500 / self.speed))}",
+            f"invite_window_s={self._scaled(30, 3)}",
+            f"amend_window_s={self._scaled(5, 2)}",
+            f"misuse_interval_s={self._scaled(3, 0.5)}",
+            f"burst_window_s={self._scaled(10, 1)}",
+            "screen_timeout_s=5",
+            "dim_after_s=0",
+            "ack_timeout_s=5",
+        ]
+
     def _terminal_settings(self, panel: PanelEmulator) -> list[str]:
         # Windows shrink with the simulated speed, within their settings' limits. Fingers do not
         # speed up: a child's presses stay a fraction of a second apart, so the misuse interval
         # keeps at least half a second.
-        def scaled(seconds: float, low: float) -> str:
-            return f"{max(low, seconds / self.speed):.3f}"
-
+        scaled = self._scaled
         return [
             "keys=panel",
             f"panel_port={panel.link}",
@@ -226,8 +293,8 @@ class Sim:
                 desk.terminal.wait_for(lambda t: t.ready and t.online, 60, "the terminal to start")
             self._started = time.monotonic()
             self._say(
-                f"pingjia sim: {self.devices} counters, {self.hours:g} simulated hours at x{self.speed:g}, "
-                f"seed {self.seed}"
+                f"pingjia sim: {self.devices} counters ({self.touch} with a touchscreen), {self.hours:g} simulated "
+                f"hours at x{self.speed:g}, seed {self.seed}"
             )
             end_h = DAY_START_H - 0.25 + self.hours
             next_line = time.monotonic()
@@ -242,7 +309,9 @@ class Sim:
             queue_system.close()
             for desk in desks:
                 desk.terminal.quit()
-                desk.panel.stop()
+                desk.terminal.close_fingers()
+                if desk.panel is not None:
+                    desk.panel.stop()
             hub.stop()
             if broker is not None:
                 broker.stop()
@@ -301,7 +370,7 @@ class Sim:
         if wanted is desk.clerk or desk.serving is not None or desk.actions:
             return
         if desk.clerk is not None:
-            desk.panel.card(desk.clerk.card)  # the card again: log-out
+            desk.card(desk.clerk.card)  # the card again: log-out
             self.stats["logouts"] += 1
         if wanted is not None:
             desk.actions.append((time.monotonic() + 0.05, "card", wanted.card))
@@ -320,7 +389,7 @@ class Sim:
             self._truth(desk, "selective_invite", intended, seq=None)  # never invited: no record
             return
         self.stats["invites"] += 1
-        if self.rng.random() < 0.7:
+        if desk.panel is None or self.rng.random() < 0.7:
             queue_system.invite(desk.terminal.device, customer["ticket"])
         else:
             desk.panel.press(INVITE_KEY)
@@ -340,7 +409,9 @@ class Sim:
             desk.actions.append((react, "covered_press", intended))
             return
         desk.actions.append((react, "press", score))
-        if score <= 2 and self.rng.random() < 0.7:
+        if desk.touch:
+            self._touch_follow_up(desk, score, react)
+        elif score <= 2 and self.rng.random() < 0.7:
             for reason in self.rng.sample(range(1, 6), self.rng.randint(1, 2)):
                 react += self.real_s(self.rng.uniform(0.5, 1.5))
                 desk.actions.append((react, "press", reason))
@@ -349,23 +420,44 @@ class Sim:
             desk.actions.append((react + self.real_s(1.5), "press", self.rng.randint(3, 5)))
             self.stats["amends"] += 1
 
+    def _touch_follow_up(self, desk: Desk, score: int, react: float) -> None:
+        """After a face on a touchscreen: reason tags and Done (or Skip) after a 1 or 2; now and then
+        the thank-you's change button and another face."""
+        if score <= 2:
+            if self.rng.random() < 0.7:
+                for reason in self.rng.sample(TOUCH_REASONS, self.rng.randint(1, 2)):
+                    react += self.real_s(self.rng.uniform(0.5, 1.5))
+                    desk.actions.append((react, "tap", f"reason:{reason}"))
+                desk.actions.append((react + self.real_s(0.5), "tap", "done"))
+                self.stats["reasons"] += 1
+            else:
+                desk.actions.append((react + self.real_s(0.5), "tap", "skip"))
+        elif self.rng.random() < 0.04:
+            desk.actions.append((react + self.real_s(0.5), "tap", "change"))
+            desk.actions.append((react + self.real_s(1.0), "press", self.rng.randint(3, 5)))
+            self.stats["amends"] += 1
+
     def _child(self, desk: Desk) -> None:
         start = time.monotonic()
         for press in range(self.rng.randint(6, 10)):
-            desk.actions.append((start + press * 0.08, "press", self.rng.randint(1, 5)))
+            desk.actions.append((start + press * 0.08, "child_press", self.rng.randint(1, 5)))
         self.stats["children"] += 1
 
     def _act(self, desk: Desk, what: str, detail: Any, queue_system: _QueueSystem) -> None:
         del queue_system
         if what == "card":
-            desk.panel.card(detail)
+            desk.card(detail)
+        elif what == "tap":
+            desk.terminal.tap(detail)
+        elif what == "child_press":
+            desk.press(detail, wait_ms=0)  # a child touches what shows now, if anything
         elif what in ("press", "fake_press", "covered_press"):
             if what != "press":
                 with self._lock:
                     desk.expect_fake.append(
                         {"kind": "self_press" if what == "fake_press" else "covered_keys", "intended": detail}
                     )
-            desk.panel.press(5 if what == "fake_press" else 3 if what == "covered_press" else detail)
+            desk.press(5 if what == "fake_press" else 3 if what == "covered_press" else detail)
 
     def _watch(self, desk: Desk) -> Any:
         def on_event(terminal: TerminalProcess, event: TerminalEvent) -> None:
@@ -396,7 +488,7 @@ class Sim:
     def _finish(self, desks: list[Desk], hub: HubProcess, db: str) -> dict[str, Any]:
         for desk in desks:
             if desk.clerk is not None:
-                desk.panel.card(desk.clerk.card)
+                desk.card(desk.clerk.card)
                 desk.clerk = None
         for desk in desks:
             desk.terminal.wait_for(lambda t: t.state == "closed", 60, "the clerk to log out")
@@ -405,7 +497,7 @@ class Sim:
             "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in self.truth), encoding="utf-8"
         )
         reader = Reader.open(db)
-        lost = stored = 0
+        lost = stored = duplicates = 0
         kinds: Counter[str] = Counter()
         flags: Counter[str] = Counter()
         for desk in desks:
@@ -413,6 +505,9 @@ class Sim:
             recorded = {seq for seq, event in desk.terminal.recorded.items()}
             lost += len(recorded - seqs) + len(set(desk.terminal.thanked) - seqs)
             stored += len(recorded & seqs)
+            rows = reader.presses_after(desk.terminal.device, 0)
+            moments = [(boot, mono) for _, boot, mono in rows if mono is not None]
+            duplicates += len(moments) - len(set(moments))  # one record stored under two seqs
             for event in desk.terminal.recorded.values():
                 kinds[event.kind] += 1
                 for flag in event.flags:
@@ -423,9 +518,11 @@ class Sim:
             "simulated_hours": self.hours,
             "speed": self.speed,
             "devices": self.devices,
+            "touch_devices": self.touch,
             "services": self.stats["services"],
             "invites": self.stats["invites"],
             "thanked": sum(len(d.terminal.thanked) for d in desks),
+            "thanked_touch": sum(len(d.terminal.thanked) for d in desks if d.touch),
             "records": dict(kinds),
             "flags": dict(flags),
             "misuse_alarms": alarms,
@@ -435,6 +532,7 @@ class Sim:
             "ground_truth": str(self.data / "ground_truth.jsonl"),
             "stored": stored,
             "lost": lost,
+            "duplicates": duplicates,
             "seed": self.seed,
         }
 

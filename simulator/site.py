@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from simulator.cable import Cable
@@ -119,13 +120,32 @@ class Site:
     # -- the technician -------------------------------------------------------------------------------
 
     def terminal(
-        self, data_dir: Path, cable: Cable, *, settings: list[str], log: Path, broker_url: str | None = None
+        self,
+        data_dir: Path,
+        cable: Cable,
+        *,
+        settings: list[str],
+        log: Path,
+        broker_url: str | None = None,
+        fingers: Path | None = None,
+        args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
     ) -> TerminalProcess:
         """A terminal with its console on `cable` and no hub key but the one pairing gives it: fresh
         from the box, it has no broker either until paired (unless `broker_url`, which overrides the
-        one pairing gives, as for the demo's embedded broker on a new port at every run)."""
+        one pairing gives, as for the demo's embedded broker on a new port at every run).
+        `fingers`, `args`, `env`: a touchscreen's, as for TerminalProcess."""
         settings = [*settings, f"console_port={cable.link.absolute()}"]
-        return TerminalProcess(data_dir, broker_url=broker_url, settings=settings, log=log, hub_key="")
+        return TerminalProcess(
+            data_dir,
+            broker_url=broker_url,
+            settings=settings,
+            log=log,
+            hub_key="",
+            fingers=fingers,
+            args=args,
+            env=env,
+        )
 
     def pair(self, terminal: TerminalProcess, cable: Cable, *, department: str, counter: str) -> dict[str, object]:
         """`pingjia tech pair` over the terminal's cable, with the code the terminal shows."""

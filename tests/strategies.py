@@ -19,6 +19,7 @@ from protocol import (
     leaf_hash,
     limits,
 )
+from protocol.record import INDICATORS
 
 # One key for all generated records, statuses, health and events (a terminal's), and one for what a
 # hub signs (acks, commands, configuration, its status): key generation is not what these tests are about.
@@ -46,10 +47,12 @@ def ratings(draw: st.DrawFn, *, device: str | None = None, seq: int | None = Non
     staff = draw(staff_ids) if kind is not Kind.PRESS else draw(st.none() | staff_ids)
     score = None if kind is Kind.TIMEOUT else draw(st.integers(1, 5))
     reasons: tuple[int, ...] = ()
+    subscores: tuple[tuple[str, int], ...] = ()
     if kind is not Kind.TIMEOUT:
         reasons = tuple(
             draw(st.lists(st.integers(1, limits.MAX_REASON_CODE), max_size=limits.MAX_REASONS, unique=True))
         )
+        subscores = tuple(sorted(draw(st.dictionaries(st.sampled_from(INDICATORS), st.integers(1, 5))).items()))
     return Rating(
         device=device if device is not None else draw(device_ids),
         seq=number,
@@ -63,6 +66,7 @@ def ratings(draw: st.DrawFn, *, device: str | None = None, seq: int | None = Non
         score=score,
         amends=draw(st.integers(1, number - 1)) if kind is Kind.AMEND else None,
         reasons=reasons,
+        subscores=subscores,
         contact=draw(st.none() | st.from_regex(r"[A-Za-z0-9+/=]{1,200}", fullmatch=True)),
         ticket=draw(st.none() | printable),
         flags=tuple(sorted(draw(st.sets(st.sampled_from(Flag))))),
@@ -225,4 +229,34 @@ configs = st.builds(
     version=st.integers(1, limits.MAX_COUNTER),
     t=ms,
     settings=st.dictionaries(setting_names, setting_values, max_size=limits.MAX_SETTINGS),
+)
+
+
+# -- clerks' cards --
+
+import base64  # noqa: E402
+
+from protocol.card import PHOTO_MAGIC, Card  # noqa: E402
+
+card_names = st.text(
+    alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp", "Cf", "Co", "Cn")),
+    min_size=1,
+    max_size=limits.MAX_NAME_CHARS,
+).filter(str.isprintable)
+# Photos are only checked by their first bytes: a signature and some bytes make one.
+photos = st.builds(
+    lambda magic, rest: base64.b64encode(magic + rest).decode(),
+    st.sampled_from(list(PHOTO_MAGIC.values())),
+    st.binary(max_size=300),
+)
+cards = st.builds(
+    Card,
+    device=device_ids,
+    version=st.integers(1, limits.MAX_COUNTER),
+    t=ms,
+    staff=staff_ids,
+    name=card_names,
+    department=st.none() | card_names,
+    counter=st.none() | card_names,
+    photo=st.none() | photos,
 )

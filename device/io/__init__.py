@@ -1,11 +1,15 @@
 """A terminal's input and output, behind one small interface, one backend per kind of hardware.
 
 A backend turns what a person does into inputs it posts to the terminal (flow events such as
-`Press` and `Invite`, a `CardTap`, a `Quit`, `BadInput`, or its own coming and going as `IoUp` /
-`IoDown`), and shows what the terminal asks (`show` a screen, `refuse` a press). It never decides
-anything: the rules are the flow's. Backends: the serial key panel (keypanel.py, over panel.py),
-lines on standard input (stdin.py), and an in-memory one for tests (fake.py); the touchscreen is
-the next.
+`Press`, `Invite` and a screen's follow-up answers `Details`, a `CardTap`, a `Quit`, `BadInput`, or
+its own coming and going as `IoUp` / `IoDown`), and shows what the terminal asks (`show` a screen,
+`refuse` a press). It never decides anything: the rules are the flow's. Backends: the serial key
+panel (keypanel.py, over panel.py), lines on standard input (stdin.py), the touchscreen, and an
+in-memory one for tests (fake.py).
+
+A call-back number goes to the terminal as a `Phone` inside `Details`: the terminal seals it to
+the hub's key before anything else sees it. A backend keeps no copy, never shows it again, and
+never sets `Details.contact` (the sealed form) itself.
 """
 
 from __future__ import annotations
@@ -14,10 +18,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from device.flow import State
+from device.config import DeviceConfig
+from device.flow import Details, FollowUp, Phone, State
 from protocol import PanelState
+from protocol.card import ClerkCard
 
-__all__ = ["BadInput", "CardTap", "Io", "IoDown", "IoStatus", "IoUp", "Post", "Quit", "Screen"]
+__all__ = [
+    "BadInput",
+    "CardTap",
+    "Details",
+    "FollowUp",
+    "Io",
+    "IoDown",
+    "IoStatus",
+    "IoUp",
+    "Phone",
+    "Post",
+    "Quit",
+    "Screen",
+]
 
 Post = Callable[[object], None]
 
@@ -61,14 +80,20 @@ class IoDown:
 
 @dataclass(frozen=True, slots=True)
 class Screen:
-    """What to show: the flow's state, the clerk, in the reasons state the codes chosen so far and
-    the labels of keys 1..5, and while the terminal is not paired its pairing code."""
+    """What to show: the flow's state, the clerk, in the reasons state the codes chosen so far, the
+    labels of keys 1..5 and the follow-up questions open, while the terminal is not paired its
+    pairing code, the clerk's card and the site's language."""
 
     state: State
     staff: str | None
     reasons: tuple[int, ...] = ()
     labels: Sequence[str] = field(default=())
     code: str | None = None  # not paired: the one-time pairing code to show (a screen writes it; a panel plays it)
+    # REASONS: the questions to ask; "callback" is among the pages only if the terminal can seal a
+    # number (it is paired: it holds the hub's seal key).
+    follow_up: FollowUp | None = None
+    card: ClerkCard | None = None  # the logged-in clerk's card from the hub; None: none yet (a placeholder)
+    language: str = "zh-CN"  # the site's language for screens and voice (the `language` setting): zh-CN or en
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +118,11 @@ class Io(Protocol):
 
     def refuse(self) -> None:
         """Tell the person at the counter that what they pressed was not taken."""
+        ...
+
+    def configure(self, config: DeviceConfig) -> None:
+        """The terminal's settings now in force: at start (a stored hub document included) and
+        after every configuration document the hub sends. Called from the terminal's loop."""
         ...
 
     def status(self) -> IoStatus: ...

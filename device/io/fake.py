@@ -1,9 +1,13 @@
-"""An in-memory backend for tests: a test presses keys and taps cards; what the terminal showed
-and refused is kept, in order. The terminal under test is the real one (STYLE.md habit 4)."""
+"""An in-memory backend for tests: a test presses keys, taps cards and answers a screen's follow-up
+questions; what the terminal showed and refused is kept, in order. The terminal under test is the
+real one (STYLE.md habit 4)."""
 
 from __future__ import annotations
 
-from device.flow import Invite, Login, Logout, Press
+from collections.abc import Mapping
+
+from device.config import DeviceConfig
+from device.flow import Details, Invite, Login, Logout, Phone, Press
 from device.io import CardTap, IoDown, IoStatus, IoUp, Post, Quit, Screen
 from protocol import PanelState
 
@@ -14,6 +18,7 @@ class FakeIo:
     def __init__(self, *, panel: PanelState = PanelState.NONE) -> None:
         self.screens: list[Screen] = []
         self.refusals = 0
+        self.configs: list[DeviceConfig] = []  # every configure, in order
         self.started = False
         self._post: Post | None = None
         self._panel = panel
@@ -30,6 +35,9 @@ class FakeIo:
 
     def show(self, screen: Screen) -> None:
         self.screens.append(screen)
+
+    def configure(self, config: DeviceConfig) -> None:
+        self.configs.append(config)
 
     def refuse(self) -> None:
         self.refusals += 1
@@ -65,6 +73,24 @@ class FakeIo:
 
     def card(self, uid: str) -> None:
         self.post(CardTap(uid))
+
+    def details(
+        self,
+        *,
+        reasons: tuple[int, ...] = (),
+        subscores: Mapping[str, int] | None = None,
+        phone: str | None = None,
+        done: bool = False,
+    ) -> None:
+        """Answer the follow-up questions as a screen does: everything answered so far, each time."""
+        self.post(
+            Details(
+                reasons=reasons,
+                subscores=tuple((subscores or {}).items()),
+                phone=None if phone is None else Phone(phone),
+                done=done,
+            )
+        )
 
     def quit(self) -> None:
         self.post(Quit("test"))

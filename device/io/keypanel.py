@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from device.config import DeviceConfig
 from device.flow import Invite, Press, State
 from device.io import CardTap, IoDown, IoStatus, IoUp, Post, Screen
 from device.io.panel import CardRead, KeyPressed, PanelDown, PanelLink, PanelUp
@@ -164,6 +165,9 @@ class KeyPanel:
         if screen.state is State.REASONS and screen.reasons:
             leds = tuple(ON if key in screen.reasons else BLINK for key in range(1, 6))
         self._link.show(leds, feedback.beep or None)
+
+    def configure(self, config: DeviceConfig) -> None:
+        return None  # a key panel's LEDs and beeps take no settings
 
     def refuse(self) -> None:
         self._link.beep(REFUSED_BEEP)

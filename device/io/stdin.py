@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 
+from device.config import DeviceConfig
 from device.flow import Event, Invite, Login, Logout, Press
 from device.io import BadInput, CardTap, IoStatus, Post, Quit, Screen
 from runtime.lifeline import read_lines
@@ -69,6 +70,9 @@ class StdinKeys:
         return None  # the thread ends with its input; it is a daemon
 
     def show(self, screen: Screen) -> None:
+        return None
+
+    def configure(self, config: DeviceConfig) -> None:
         return None
 
     def refuse(self) -> None:

@@ -128,11 +128,13 @@ def test_a_configuration_is_taken_kept_across_a_reboot_and_never_rolled_back(tmp
     broker = FakeBroker()
     hub = HubEnd(broker)
     counter = Counter(tmp_path / "t01", broker=broker)
-    hub.configure(3, mode="open", staff="E5", reason_labels="慢,凶,乱,烦,其他")
+    assert counter.io.configs[-1].middle_label == "一般"  # the screen is told the settings at start
+    hub.configure(3, mode="open", staff="E5", reason_labels="慢,凶,乱,烦,其他", middle_label="基本满意")
     counter.settle()
     assert counter.of(Configured)[-1].version == 3
     assert (counter.terminal.config.mode, counter.terminal.flow.staff) == ("open", "E5")
     assert counter.terminal._labels[0] == "慢"
+    assert (counter.io.configs[-1].mode, counter.io.configs[-1].middle_label) == ("open", "基本满意")
     hub.configure(2, mode="invited")  # an older version: a rollback
     hub.configure(4, mode="invited", key=FORGER)
     hub.configure(5, thank_you_ms="99999999")  # out of range: refused whole
@@ -146,6 +148,7 @@ def test_a_configuration_is_taken_kept_across_a_reboot_and_never_rolled_back(tmp
     counter.close()
     offline = Counter(tmp_path / "t01")  # rebooted with no broker at all
     assert (offline.terminal.config.mode, offline.terminal.config_version) == ("open", 3)
+    assert offline.io.configs[-1].middle_label == "基本满意"  # the stored document's, on the screen too
 
 
 def test_a_gap_the_hub_reports_is_sent_again_at_once(tmp_path: Path) -> None:

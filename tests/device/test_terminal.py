@@ -38,8 +38,10 @@ from protocol import (
     limits,
     topic,
 )
+from protocol.card import Card, ClerkCard, encode_card
 from runtime.fake import FakeBroker
 from tests.device.counter import Counter, HubEnd
+from tests.helpers import HUB_KEYS
 
 CARD = "04a1b2c3"
 
@@ -379,3 +381,23 @@ def test_a_store_only_terminal_needs_no_broker(counter: Counter) -> None:
     counter.after(60_000)  # a heartbeat, said even with nobody to hear it
     health = counter.of(HealthReported)[-1].fields
     assert (health["outbox_depth"], health["state"]) == (1, "idle")
+
+
+def test_the_screen_shows_the_card_of_the_clerk_logged_in(tmp_path: Path) -> None:
+    counter, hub, _broker = online(tmp_path)
+
+    def card_shown() -> ClerkCard | None:
+        assert counter.io.screen is not None
+        return counter.io.screen.card
+
+    assert card_shown() is None  # none yet: the screen's placeholder
+    card = Card(device="t01", version=1, t=1, staff="E1", name="王芳", department="社保医保", counter="3号窗口")
+    hub.say(topic("t01", Channel.CARD), encode_card(card, HUB_KEYS.sign), retain=True)
+    counter.settle()
+    shown = ClerkCard(staff="E1", name="王芳", department="社保医保", counter="3号窗口", photo=None)
+    assert card_shown() == shown
+    counter.io.logout()
+    counter.settle()
+    assert card_shown() is None
+    counter.login("E1")
+    assert card_shown() == shown  # kept: shown at once

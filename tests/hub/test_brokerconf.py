@@ -210,6 +210,7 @@ def test_the_acl_gives_each_role_its_topics_and_denies_the_patterns_to_the_other
         "pattern read pingjia/v1/%u/ack",
         "pattern read pingjia/v1/%u/cmd",
         "pattern read pingjia/v1/%u/config",
+        "pattern read pingjia/v1/%u/card",
     ]
     assert blocks["user t1"] == ["topic read pingjia/hub/+/status"]
     assert blocks["user claim-1"] == [

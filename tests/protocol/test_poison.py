@@ -51,9 +51,10 @@ from protocol import (
     verify_health,
     verify_status,
 )
+from protocol.card import decode_card, encode_card, verify_card
 from protocol.messages import Ack
 from tests.helpers import batch_bytes, chain
-from tests.strategies import HUB_KEY, KEY, acks, commands, configs, device_events, healths, statuses
+from tests.strategies import HUB_KEY, KEY, acks, cards, chains, commands, configs, device_events, healths, statuses
 
 DECODERS: dict[str, Callable[[bytes], Any]] = {
     "canonical": decode,
@@ -64,6 +65,7 @@ DECODERS: dict[str, Callable[[bytes], Any]] = {
     "event": decode_event,
     "command": decode_command,
     "config": decode_config,
+    "card": decode_card,
 }
 # The `type` each decoder takes, and its version.
 TYPES: dict[str, tuple[str, int]] = {
@@ -75,6 +77,7 @@ TYPES: dict[str, tuple[str, int]] = {
     "event": ("event", limits.CONTROL_VERSION),
     "command": ("cmd", limits.CONTROL_VERSION),
     "config": ("config", limits.CONTROL_VERSION),
+    "card": ("card", limits.CONTROL_VERSION),
 }
 # Signed messages, made with these keys (Ed25519 signatures are deterministic, so a valid message
 # that went through untouched encodes again to its own bytes), and checked with their verifier.
@@ -85,6 +88,7 @@ ENCODERS: dict[str, Callable[[Any], bytes]] = {
     "event": lambda event: encode_event(event, KEY),
     "command": lambda command: encode_command(command, HUB_KEY),
     "config": lambda doc: encode_config(doc, HUB_KEY),
+    "card": lambda card: encode_card(card, HUB_KEY),
 }
 VERIFIERS: dict[str, Callable[[Any], None]] = {
     "ack": lambda ack: verify_ack(ack, HUB_KEY.public),
@@ -93,6 +97,7 @@ VERIFIERS: dict[str, Callable[[Any], None]] = {
     "event": lambda event: verify_event(event, KEY.public),
     "command": lambda command: verify_command(command, HUB_KEY.public),
     "config": lambda doc: verify_config(doc, HUB_KEY.public),
+    "card": lambda card: verify_card(card, HUB_KEY.public),
 }
 
 # Values at and just beyond every documented limit, and the shapes that broke decoders before.
@@ -167,14 +172,19 @@ def check(name: str, raw: bytes) -> None:
 
 def _valid_messages() -> st.SearchStrategy[tuple[str, bytes]]:
     batch = st.integers(1, 3).map(lambda n: batch_bytes(KEY, chain(KEY, "dev-1", n)))
+    # Records with any mix of optional fields (reasons, subscores, contact, ...): their insides are
+    # places to poison too.
+    rich = chains(max_size=3).map(lambda records: batch_bytes(KEY, records))
     return st.one_of(
         st.tuples(st.just("batch"), batch),
+        st.tuples(st.just("batch"), rich),
         st.tuples(st.just("ack"), acks.map(ENCODERS["ack"])),
         st.tuples(st.just("status"), statuses.map(ENCODERS["status"])),
         st.tuples(st.just("health"), healths.map(ENCODERS["health"])),
         st.tuples(st.just("event"), device_events.map(ENCODERS["event"])),
         st.tuples(st.just("command"), commands.map(ENCODERS["command"])),
         st.tuples(st.just("config"), configs.map(ENCODERS["config"])),
+        st.tuples(st.just("card"), cards.map(ENCODERS["card"])),
     )
 
 
@@ -266,6 +276,17 @@ def test_the_known_poisons_are_refused_with_their_reason(name: str) -> None:
         with pytest.raises(ProtocolError) as caught:
             DECODERS[name](raw)
         assert caught.value.reason.value in {"malformed", "oversize", "wrong_type", "bad_field", "unknown_version"}
+
+
+@pytest.mark.parametrize("value", [*EDGES, {"attitude": 2**64}, {"attitude": None}, {"\ud800": 1}, {"x" * 100_000: 1}])
+def test_a_bad_subscores_value_is_a_bad_field(value: Any) -> None:
+    (record,) = chain(KEY, "dev-1", 1)
+    wire = {**record.wire(), "subscores": value}
+    check("batch", _dump({"head": {}, "records": [wire], "type": "batch", "v": 1}))
+    with pytest.raises(ProtocolError) as caught:
+        rating_from_wire(json.loads(_dump(wire)))
+    assert caught.value.reason.value == "bad_field"
+    assert len(str(caught.value)) < 400  # a long or strange key is clipped in the error, not copied whole
 
 
 def test_values_at_the_documented_limits_decode() -> None:

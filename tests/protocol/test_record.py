@@ -29,6 +29,9 @@ def test_changing_any_field_after_signing_is_detected(record: Rating, data: st.D
     value = wire[key]
     if isinstance(value, bool):
         changed: Any = not value
+    elif isinstance(value, dict):  # subscores: one level moves
+        name = sorted(value)[0]
+        changed = {**value, name: value[name] % 5 + 1}
     elif isinstance(value, int):
         changed = value + 1 if value < 2**53 - 2 else value - 1
     elif isinstance(value, list):
@@ -91,7 +94,19 @@ def _wire(**changes: Any) -> dict[str, Any]:
         ({"sig": "00"}, "sig must be 128 lowercase hex"),
         ({"reasons": []}, "reasons must be"),
         ({"reasons": [1, 1]}, "reasons must be"),
-        ({"reasons": [1, 2, 3, 4, 5, 6]}, "reasons must be"),
+        ({"reasons": [1, 2, 3, 4, 5, 6, 7]}, "reasons must be 1..6 distinct"),
+        ({"subscores": [["attitude", 5]]}, "subscores must be a JSON object, got list"),
+        ({"subscores": 5}, "subscores must be a JSON object, got int"),
+        ({"subscores": {}}, "subscores must not be empty"),
+        ({"subscores": {"mood": 3}}, "subscores: unknown indicators ['mood']; known: attitude, efficiency, competence"),
+        ({"subscores": {"attitude": 6}}, "subscores attitude must be an integer in 1..5, got 6"),
+        ({"subscores": {"efficiency": 0}}, "subscores efficiency must be an integer in 1..5, got 0"),
+        ({"subscores": {"competence": True}}, "subscores competence must be an integer in 1..5, got True"),
+        ({"subscores": {"attitude": "5"}}, "subscores attitude must be an integer in 1..5"),
+        (
+            {"subscores": {"attitude": 4}, "kind": "timeout", "score": ...},
+            "a timeout record has no score, amends, reasons or subscores",
+        ),
         ({"flags": ["misuse", "misuse"]}, "flags must be"),
         ({"flags": ["uninvited", "misuse"]}, "flags must be"),
         ({"flags": ["fake"]}, "flags must be"),
@@ -122,6 +137,15 @@ def test_optional_fields_at_their_defaults_are_omitted_from_the_wire() -> None:
     record = Rating(device="d", seq=1, kind=Kind.PRESS, t=0, boot="b", mono=0, fw="1", prev="0" * 64, score=5)
     assert set(record.wire()) == {"v", "device", "seq", "kind", "t", "boot", "mono", "fw", "prev", "sig", "score"}
     assert b" " not in encode(record.wire())
+
+
+def test_six_reasons_and_every_sub_score_decode() -> None:
+    wire = _wire(reasons=[1, 2, 3, 4, 5, 6], subscores={"competence": 3, "attitude": 5, "efficiency": 1})
+    record = rating_from_wire(wire)
+    assert record.reasons == (1, 2, 3, 4, 5, 6)
+    assert record.subscores == (("attitude", 5), ("competence", 3), ("efficiency", 1))
+    assert record.wire()["subscores"] == {"attitude": 5, "competence": 3, "efficiency": 1}
+    assert b'"subscores":{"attitude":5,"competence":3,"efficiency":1}' in record.canonical()
 
 
 def test_the_signature_covers_every_field_but_itself() -> None:

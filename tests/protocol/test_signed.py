@@ -62,9 +62,10 @@ from protocol import (
     verify_health,
     verify_status,
 )
+from protocol.card import Card, decode_card, encode_card, verify_card
 from protocol.config import SETTING_NAME
 from protocol.keys import VerifyKey
-from tests.strategies import HUB_KEY, KEY, acks, commands, configs, device_events, healths, statuses
+from tests.strategies import HUB_KEY, KEY, acks, cards, commands, configs, device_events, healths, statuses
 
 OTHER_KEY = SigningKey.generate()
 
@@ -95,6 +96,7 @@ SIGNED: dict[str, Signed] = {
     "ack": Signed("ack", Purpose.ACK, acks, encode_ack, decode_ack, verify_ack, HUB_KEY),
     "cmd": Signed("cmd", Purpose.CMD, commands, encode_command, decode_command, verify_command, HUB_KEY),
     "config": Signed("config", Purpose.CONFIG, configs, encode_config, decode_config, verify_config, HUB_KEY),
+    "card": Signed("card", Purpose.CARD, cards, encode_card, decode_card, verify_card, HUB_KEY),
     "status": Signed("status", Purpose.STATUS, statuses, encode_status, decode_status, verify_status, KEY),
     "hub-status": Signed(
         "status",
@@ -201,6 +203,8 @@ def test_a_terminals_status_is_not_a_hub_status_nor_the_other_way(status: Status
         ("cmd", "ack"),
         ("ack", "config"),
         ("config", "cmd"),
+        ("config", "card"),
+        ("card", "config"),
         ("hub-status", "ack"),
         ("cmd", "hub-status"),
         ("status", "health"),
@@ -250,6 +254,7 @@ OPTIONAL: dict[str, dict[str, object]] = {
     "cmd": {"id": "ref-1", "ticket": "A1"},
     "health": {"staff": "E1", "refused": 1, "refused_last": "cmd: replayed", "config_version": 3, "hub_key": "00ff"},
     "event": {"detail": "more"},
+    "card": {"department": "综合受理", "counter": "3号窗口", "photo": "/9j/"},
 }
 
 
@@ -307,6 +312,9 @@ HEALTH = Health(
 )
 EVENT = DeviceEvent(device="d1", t=1_763_800_000_000, boot="boot-1", mono=5, kind=EventKind.PANEL_UP, detail="p-1")
 STATUS = Status(device="d1", state=StatusState.ONLINE, session=1)
+CARD = Card(
+    device="d1", version=9, t=1_763_800_000_000, staff="E1", name="王芳", department="综合受理", counter="3号窗口"
+)
 
 
 @pytest.mark.parametrize(
@@ -360,7 +368,9 @@ def test_each_named_field_is_covered_by_the_signature(name: str, value: Any, cha
 @pytest.mark.parametrize("name", NAMES)
 def test_another_version_is_refused_even_with_the_signature(name: str) -> None:
     kind = SIGNED[name]
-    value = {"ack": ACK, "cmd": COMMAND, "config": CONFIG, "health": HEALTH, "event": EVENT}.get(name, STATUS)
+    value = {"ack": ACK, "cmd": COMMAND, "config": CONFIG, "health": HEALTH, "event": EVENT, "card": CARD}.get(
+        name, STATUS
+    )
     wire = json.loads(kind.encode(value, kind.key))
     for version in (1, 3, 0):
         with pytest.raises(DecodeError) as caught:
@@ -428,7 +438,9 @@ BAD_SIGS: list[object] = [
 @pytest.mark.parametrize("sig", [*BAD_SIGS, "missing"], ids=repr)
 def test_a_missing_or_malformed_sig_is_a_bad_field(name: str, sig: object) -> None:
     kind = SIGNED[name]
-    value = {"ack": ACK, "cmd": COMMAND, "config": CONFIG, "health": HEALTH, "event": EVENT}.get(name, STATUS)
+    value = {"ack": ACK, "cmd": COMMAND, "config": CONFIG, "health": HEALTH, "event": EVENT, "card": CARD}.get(
+        name, STATUS
+    )
     wire = json.loads(kind.encode(value, kind.key))
     if sig == "missing":
         del wire["sig"]

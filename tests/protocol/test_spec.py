@@ -73,6 +73,7 @@ from protocol import (
     verify_health,
     verify_status,
 )
+from protocol.card import CARD_FIELDS, Card, decode_card, encode_card, verify_card
 from protocol.config import REMOTE_SETTINGS, SETTING_NAME
 from protocol.fields import SHAPES, Field, matching
 from protocol.keys import HEAD_CONTEXT, RECORD_CONTEXT
@@ -116,6 +117,7 @@ DECODERS: dict[str, Callable[[bytes], Any]] = {
     "status": decode_status,
     "cmd": decode_command,
     "config": decode_config,
+    "card": decode_card,
     "health": decode_health,
     "event": decode_event,
 }
@@ -126,6 +128,7 @@ ENCODERS: dict[str, Callable[[Any], bytes]] = {
     "status": lambda s: encode_status(s, HUB_TEST_KEY if _is_hub(s) else TEST_KEY, hub=_is_hub(s)),
     "cmd": lambda command: encode_command(command, HUB_TEST_KEY),
     "config": lambda doc: encode_config(doc, HUB_TEST_KEY),
+    "card": lambda card: encode_card(card, HUB_TEST_KEY),
     "health": lambda h: encode_health(h, TEST_KEY),
     "event": lambda event: encode_event(event, TEST_KEY),
 }
@@ -134,6 +137,7 @@ VERIFIERS: dict[str, Callable[[Any], None]] = {
     "status": lambda s: verify_status(s, (HUB_TEST_KEY if _is_hub(s) else TEST_KEY).public, hub=_is_hub(s)),
     "cmd": lambda command: verify_command(command, HUB_TEST_KEY.public),
     "config": lambda doc: verify_config(doc, HUB_TEST_KEY.public),
+    "card": lambda card: verify_card(card, HUB_TEST_KEY.public),
     "health": lambda h: verify_health(h, TEST_KEY.public),
     "event": lambda event: verify_event(event, TEST_KEY.public),
 }
@@ -229,6 +233,19 @@ DOCUMENTED: dict[str, list[Any]] = {
                 "reason_labels": "等候时间长,服务态度差,业务不熟练,流程繁琐,其他",
             },
         )
+    ],
+    "card": [
+        Card(
+            device="hall1-w03",
+            version=12,
+            t=1763800000100,
+            staff="E1024",
+            name="王芳",
+            department="综合受理",
+            counter="3号窗口",
+            photo="iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNoAAAAggCBd81ytgAAAABJRU5ErkJggg==",
+        ),
+        Card(device="hall1-w03", version=13, t=1763800090100, staff="E2048", name="李强"),
     ],
     "health": [
         STARTED,
@@ -359,7 +376,7 @@ def test_the_vectors_say_what_each_signature_is_over() -> None:
         assert wire["sig"] == sig
         del wire["sig"]
         assert encode(wire) == body.encode()
-    assert {Purpose.ACK, Purpose.CMD, Purpose.CONFIG, Purpose.HUB_STATUS} <= set(purposes)
+    assert {Purpose.ACK, Purpose.CMD, Purpose.CONFIG, Purpose.CARD, Purpose.HUB_STATUS} <= set(purposes)
 
 
 def test_every_purpose_has_its_row_and_its_own_context() -> None:
@@ -377,12 +394,13 @@ def test_the_spec_has_the_sections_of_v2() -> None:
         "### Replays",
         "## Sealed contacts",
         "## Configuration documents",
+        "## Clerks' cards",
         "## Test vectors",
         "## Upgrading from v1",
     ):
         assert f"\n{heading}\n" in SPEC, heading
     replays = SPEC[SPEC.index("### Replays") : SPEC.index("## Rating record")]
-    for message in ("ack", "cmd", "config", "hub status", "terminal status", "health", "event"):
+    for message in ("ack", "cmd", "config", "card", "hub status", "terminal status", "health", "event"):
         assert f"\n| {message} |" in replays, message
     for reason in (Reason.REPLAYED, Reason.ROLLBACK, Reason.STALE):
         assert f"`{reason.value}`" in replays
@@ -453,7 +471,7 @@ def test_every_topic_has_its_route_and_the_qos_table_is_drawn_from_them() -> Non
     assert HUB_STATUS.topic == hub_status_topic("CLIENT").replace("/CLIENT/", "/<client-id>/")
     assert {channel: route.qos for channel, route in ROUTES.items()} == QOS
     assert QOS[Channel.ACK] == 0
-    assert {Channel.STATUS, Channel.HEALTH, Channel.CONFIG} == RETAINED
+    assert {Channel.STATUS, Channel.HEALTH, Channel.CONFIG, Channel.CARD} == RETAINED
 
 
 @pytest.mark.parametrize(
@@ -463,6 +481,7 @@ def test_every_topic_has_its_route_and_the_qos_table_is_drawn_from_them() -> Non
         (commands.COMMAND_FIELDS, Command),
         (health.HEALTH_FIELDS, Health),
         (health.EVENT_FIELDS, DeviceEvent),
+        (CARD_FIELDS, Card),
     ],
 )
 def test_each_field_table_declares_exactly_the_fields_of_its_value(fields: dict[str, Field], cls: type) -> None:

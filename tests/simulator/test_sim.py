@@ -35,3 +35,18 @@ def test_a_short_day_stores_everything_and_its_ground_truth_matches_the_hub(tmp_
             assert stored[1] == {"self_press": 5, "covered_keys": 3}[row["kind"]], (row, stored)
     finally:
         store.close()
+
+
+def test_a_mixed_hall_of_key_panels_and_touchscreens_stores_everything_once(tmp_path: Path) -> None:
+    result = Sim(devices=3, touch=2, hours=1.5, speed=360, data=tmp_path / "sim", seed=11, quiet=True).run()
+    assert (result["lost"], result["duplicates"]) == (0, 0), result
+    assert result["touch_devices"] == 2
+    assert result["thanked_touch"] > 0, result  # the touchscreens' customers rated by touching the faces
+    assert result["thanked"] > result["thanked_touch"], result  # and the key panel's by keys
+    assert result["logins"] >= 3, result  # the touchscreens' clerks by their USB card readers
+    store = Reader.open(f"sqlite:///{tmp_path / 'sim' / 'hub.sqlite3'}")
+    try:
+        stored = store.execute("SELECT count(*) FROM ratings").fetchone()[0]
+    finally:
+        store.close()
+    assert stored == result["stored"], result
