@@ -10,7 +10,12 @@ anchors only within plausible bounds: the hub time it implies for its own sendin
 of receipt (within seconds), or at most ten minutes before it; so no heartbeat, however signed, can move a boot's
 records to another time than the one the hub itself measured.
 
-Days are the site's (`timezone`), computed once per 15-minute bucket: storage stays UTC.
+A rating's day is its site's: the date in the time zone of the site its terminal stood at (the
+nearest unit with a time zone, from the counter's unit up; the hub's `timezone` where none is
+set), the site found by the placement of the day in the hub's time zone. Days are computed once per
+15-minute bucket and zone: storage stays UTC. A site's zone, or a terminal's placement at a site
+in another zone, applies to the records stored after it is set: the days of records already stored
+are not cut again.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ class Clock:
         self._skew_ms = config.clock_skew_s * 1000
         self._tz = ZoneInfo(config.timezone)
         self._days: dict[int, str] = {}
+        self._zoned: dict[tuple[str, int], str] = {}  # (zone, bucket) -> day, for sites with a zone
+        self._zones: dict[str, ZoneInfo] = {}
         self._anchors: dict[tuple[str, str], int | None] = {}  # (device, boot) -> hub epoch ms
         self.implausible = 0  # heartbeats whose clock report was out of bounds, not used
 
@@ -67,6 +74,24 @@ class Clock:
                 self._days.clear()
             self._days[bucket] = day
         return day
+
+    def site_day(self, device: str, at_ms: int) -> str:
+        """The date (YYYY-MM-DD) of a UTC time in ms at the site where `device` stood then."""
+        day = self.day(at_ms)
+        zone = self._store.zone(device, day)
+        if not zone:
+            return day
+        bucket = at_ms // _DAY_BUCKET_MS
+        found = self._zoned.get((zone, bucket))
+        if found is None:
+            tz = self._zones.get(zone)
+            if tz is None:
+                tz = self._zones[zone] = ZoneInfo(zone)
+            found = datetime.fromtimestamp(bucket * _DAY_BUCKET_MS / 1000, tz).date().isoformat()
+            if len(self._zoned) > 10_000:
+                self._zoned.clear()
+            self._zoned[(zone, bucket)] = found
+        return found
 
     def heartbeat(self, device: str, health: Health, now_ms: int) -> int:
         """Anchor the heartbeat's boot, if it carries a hub offset; return how many records moved."""
@@ -105,7 +130,7 @@ class Clock:
             else:
                 at_ms, new_source = epoch + mono, "anchor"
             if new_source != source or new_source == "anchor":
-                changes.append((seq, at_ms, self.day(at_ms), new_source, counted))
+                changes.append((seq, at_ms, self.site_day(device, at_ms), new_source, counted))
         if changes:
             self._store.retime(device, changes)
         return len(changes)

@@ -27,7 +27,8 @@ class HubConfig:
 
     timezone: str = setting(
         "Asia/Shanghai",
-        "the site's time zone: ratings are grouped into days and months in it (storage stays UTC)",
+        "the time zone of sites with none of their own in the directory: their ratings are grouped "
+        "into days and months in it (storage stays UTC)",
         rule="an IANA time zone name, such as Asia/Shanghai",
         check=_is_time_zone,
     )

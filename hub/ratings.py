@@ -195,13 +195,13 @@ class Ratings:
     def _rows(self, batch: Batch, around: dict[int, tuple[str, str]], now_ms: int) -> list[RatingRow]:
         """New records as rows, each placed in time and attributed to its clerk's unit and its
         terminal's counter of that day (hub.store.Store.attribution)."""
-        place, day_of, attribution = self._clock.place, self._clock.day, self._store.attribution
+        place, day_of, attribution = self._clock.place, self._clock.site_day, self._store.attribution
         rows = []
         for record, body, digest in zip(batch.records, batch.bodies, batch.hashes, strict=True):
             if record.seq in around:
                 continue
             at_ms, source = place(record, now_ms)
-            day = day_of(at_ms)
+            day = day_of(record.device, at_ms)
             unit, counter = attribution(record.staff, record.device, day)
             rows.append(
                 RatingRow(

@@ -48,6 +48,7 @@ class Store:
         # {device: [(first_day, last_day, counter)]}; None: not read (nor locked) yet.
         self._memberships: dict[str, list[tuple[str, str | None, str]]] = {}
         self._placements: dict[str, list[tuple[str, str | None, str]]] = {}
+        self._zones: dict[str, str] = {}  # {counter: the time zone of its site ('' : the hub's)}
         self._directory: int | None = None  # the directory's version the history above is of
         self._checked = False  # whether this group checked that version (and, PostgreSQL, took the lock)
 
@@ -73,6 +74,7 @@ class Store:
         """Drop the directory's history read so far (another connection may have changed it)."""
         self._memberships.clear()
         self._placements.clear()
+        self._zones.clear()
         self._directory = None
         self._checked = False
 
@@ -120,6 +122,37 @@ class Store:
             )
         return unit, _on(places, day)
 
+    def zone(self, device: str, day: str) -> str:
+        """The time zone of the site `device` stood at on `day` (the first unit with one, from its
+        counter's unit up the tree), or '' (none placed, none set: the hub's `timezone`)."""
+        self._check_directory()
+        places = self._placements.get(device)
+        if places is None:
+            places = self._placements[device] = _history(
+                self.db, "SELECT first_day, last_day, counter FROM placements WHERE device = ?", device
+            )
+        counter = _on(places, day)
+        if not counter:
+            return ""
+        zone = self._zones.get(counter)
+        if zone is None:
+            zone = self._zones[counter] = self._zone_of(counter)
+        return zone
+
+    def _zone_of(self, counter: str) -> str:
+        row = self.db.execute("SELECT unit FROM counters WHERE id = ?", (counter,)).fetchone()
+        unit = None if row is None else row[0]
+        for _ in range(100):  # the tree has no cycles (hub.directory.set_unit); a bound all the same
+            if unit is None:
+                return ""
+            row = self.db.execute("SELECT parent, timezone FROM units WHERE id = ?", (unit,)).fetchone()
+            if row is None:
+                return ""
+            if row[1]:
+                return str(row[1])
+            unit = row[0]
+        return ""
+
     def _check_directory(self) -> None:
         """Once per group: (PostgreSQL) hold the directory's lock shared, and drop the history
         remembered if the directory changed since it was read."""
@@ -131,6 +164,7 @@ class Store:
         if version != self._directory:
             self._memberships.clear()
             self._placements.clear()
+            self._zones.clear()
             self._directory = version
         self._checked = True
 

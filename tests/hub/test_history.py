@@ -359,3 +359,50 @@ def test_days_weeks_and_months_are_the_sites_in_its_time_zone(
         "2025-11-30": 0 if in_december else 1,
         "2025-12-01": 1 if in_december else 0,
     }
+
+
+def test_each_site_cuts_its_days_in_its_own_time_zone(tmp_path: Path) -> None:
+    """One hub (UTC), three sites: Shanghai's zone set on the site, Los Angeles' on a hall below
+    an unzoned site, and a site with none (the hub's). A press at 16:30 UTC on 30 November is on
+    1 December in Shanghai only; the department and site figures of each month follow."""
+    from hub.report import parse_period
+
+    url = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
+    writer = Writer.open(url)
+    tree = [
+        ("SH", None, "site", "Asia/Shanghai"),
+        ("SH-D", "SH", "department", ""),
+        ("US", None, "site", ""),
+        ("LA", "US", "hall", "America/Los_Angeles"),
+        ("LA-D", "LA", "department", ""),
+        ("UK", None, "site", ""),
+        ("UK-D", "UK", "department", ""),
+    ]
+    for unit, parent, kind, zone in tree:
+        writer.write(directory.set_unit, unit, parent=parent, kind=kind, timezone=zone)
+    t = 1_764_520_200_000  # 2025-11-30T16:30:00Z
+    records = []
+    for n, department in enumerate(("SH-D", "LA-D", "UK-D"), start=1):
+        key = SigningKey.generate()
+        writer.write(directory.set_counter, f"W{n}", unit=department)
+        writer.write(registry.add_device, f"d{n}", key.public.hex, counter=f"W{n}")
+        writer.write(registry.add_staff, f"E{n}", department=department)
+        rating = Rating(
+            device=f"d{n}", seq=1, kind=Kind.PRESS, t=t, boot="b1", mono=1, fw="1", prev=GENESIS, staff=f"E{n}", score=5
+        )
+        records.append((f"d{n}", key, rating.signed(key)))
+    ingest = Ingest(writer, HubConfig(timezone="UTC"))
+    with writer.transaction():
+        for device, key, record in records:
+            ingest.receive(topic(device, Channel.RATINGS), batch_bytes(key, [record]), t + 1_000)
+        ingest.end_group()
+    writer.close()
+    with Reader.open(url) as reader:
+        days = dict(reader.execute("SELECT device, day FROM ratings").fetchall())
+        assert days == {"d1": "2025-12-01", "d2": "2025-11-30", "d3": "2025-11-30"}
+        sites = {
+            label: {row.key: row.total() for row in aggregate(reader, parse_period(label), "site").rows}
+            for label in ("2025-11", "2025-12")
+        }
+        assert sites == {"2025-11": {"US": 1, "UK": 1}, "2025-12": {"SH": 1}}
+        assert audit(reader)["problems"] == []
