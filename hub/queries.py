@@ -266,58 +266,62 @@ class Reader:
         presses per level 1..5, unanswered invitations not left out, left out per EXCLUSIONS).
 
         `by`: "staff" (rows per clerk and unit), "counter" (per counter and unit) or "unit" (per
-        unit, key ''). Whole months are read from the month tables with the levels side by side
-        (counters: from monthly_counts), the days around them from the daily ones, the policy
-        applied in SQL there; a province's month comes back as one row per clerk, not one per
-        cell. `key`: one clerk (or unit) only.
+        unit, key ''). Whole months are read from the month tables with the levels side by side,
+        the days around them from the daily ones (a unit's: its own such table; a clerk's or a
+        counter's: the daily cells, the policy applied in SQL), so that a province's month comes
+        back as one row per clerk and flags value, not one per cell. `key`: one clerk (or counter,
+        or unit) only.
         """
         if by not in ("staff", "counter", "unit"):
             raise ValueError(f"tallies by staff, counter or unit, not {by!r}")
         months, days = _whole_months(first, last)
         found: list[tuple[str, str, list[int], int, list[int]]] = []
-        if months and by != "counter":
-            found += self._month_tallies(by, months, policy, key)
-            months = None
-        group = {"staff": "staff, department", "counter": "counter, department", "unit": "department"}[by]
-        shown = "'', department" if by == "unit" else group
-        key_column = "department" if by == "unit" else by
-        daily = "unit_days" if by == "unit" else "daily_counts"
-        columns, params = _judged(policy)
-        where_key = f" AND {key_column} = ?" if key is not None else ""
-        reads = [("monthly_counts", "month", *months)] if months else []  # counters' months
-        reads += [(daily, "day", lo, hi) for lo, hi in days]
-        for table, column, lo, hi in reads:
-            rows = self.db.execute(
-                f"SELECT {shown}, {columns} FROM {table} "  # noqa: S608 - constant names and expressions
-                f"WHERE {column} BETWEEN ? AND ?{where_key} GROUP BY {group} HAVING sum(n) > 0",
-                (*params, lo, hi, *([key] if key is not None else [])),
-            )
-            for row in rows:
-                values = [int(v or 0) for v in row[2:]]
-                found.append((str(row[0]), str(row[1]), values[:5], values[5], values[6:]))
+        monthly = {"staff": "staff_month_levels", "counter": "counter_month_levels", "unit": "unit_month_levels"}
+        if months:
+            found += self._level_tallies(monthly[by], by, column="month", span=months, policy=policy, key=key)
+        for lo, hi in days:
+            if by == "unit":
+                span = (lo, hi)
+                found += self._level_tallies("unit_day_levels", by, column="day", span=span, policy=policy, key=key)
+            else:
+                found += self._cell_tallies(by, lo, hi, policy, key)
         return found
 
-    def _month_tallies(
-        self, by: str, months: tuple[str, str], policy: Policy, key: str | None
+    def _cell_tallies(
+        self, by: str, lo: str, hi: str, policy: Policy, key: str | None
     ) -> list[tuple[str, str, list[int], int, list[int]]]:
-        """`tallies` of whole months, from the month tables with levels side by side: the rows
-        come per flags value and the policy judges each flags value once, here."""
-        table, shown, key_column = (
-            ("staff_month_levels", "staff, department", "staff")
-            if by == "staff"
-            else ("unit_month_levels", "'', department", "department")
+        """`tallies` of days lo..hi from daily_counts, the policy applied in SQL."""
+        columns, params = _judged(policy)
+        where_key = f" AND {by} = ?" if key is not None else ""
+        rows = self.db.execute(
+            f"SELECT {by}, department, {columns} FROM daily_counts "  # noqa: S608 - constant names and expressions
+            f"WHERE day BETWEEN ? AND ?{where_key} GROUP BY {by}, department HAVING sum(n) > 0",
+            (*params, lo, hi, *([key] if key is not None else [])),
         )
+        found = []
+        for row in rows:
+            values = [int(v or 0) for v in row[2:]]
+            found.append((str(row[0]), str(row[1]), values[:5], values[5], values[6:]))
+        return found
+
+    def _level_tallies(
+        self, table: str, by: str, *, column: str, span: tuple[str, str], policy: Policy, key: str | None
+    ) -> list[tuple[str, str, list[int], int, list[int]]]:
+        """`tallies` from a table with levels side by side (hub.rollups.LEVEL_TABLES), `column`
+        (day or month) in `span`: the rows come per flags value and the policy judges each flags
+        value once, here."""
+        shown, key_column = ("'', department", "department") if by == "unit" else (f"{by}, department", by)
         where_key = f" AND {key_column} = ?" if key is not None else ""
-        if months[0] == months[1]:  # one month: a row per key already, no grouping to pay for
-            sql = f"SELECT {shown}, flags, {_LEVELS} FROM {table} WHERE month = ?{where_key}"  # noqa: S608
-            params: tuple[str, ...] = (months[0],)
+        if span[0] == span[1]:  # one day or month: a row per key and flags already, nothing to group
+            sql = f"SELECT {shown}, flags, {_LEVELS} FROM {table} WHERE {column} = ?{where_key}"  # noqa: S608
+            params: tuple[str, ...] = (span[0],)
         else:
-            group = "staff, department, flags" if by == "staff" else "department, flags"
+            group = "department, flags" if by == "unit" else f"{by}, department, flags"
             sql = (
                 f"SELECT {shown}, flags, {_LEVEL_SUMS} FROM {table} "  # noqa: S608 - constant names
-                f"WHERE month BETWEEN ? AND ?{where_key} GROUP BY {group}"
+                f"WHERE {column} BETWEEN ? AND ?{where_key} GROUP BY {group}"
             )
-            params = months
+            params = span
         rows = self.db.execute(sql, (*params, *([key] if key is not None else [])))
         judged: dict[str, int] = {}  # flags -> -1 (counted) or the index of the exclusion that leaves it out
         tallies: dict[tuple[str, str], tuple[list[int], list[int]]] = {}

@@ -56,23 +56,21 @@ def rank(rows: Iterable[tuple[str, int, int]], *, minimum: int = MIN_RATINGS) ->
     counted ratings are ranked by the interval's lower bound, highest first (equal bounds share a
     rank, the next rank skipping as in 1, 2, 2, 4); the others get no rank."""
     bounds: dict[str, tuple[int, float | None, float | None]] = {}
-    ranked: list[tuple[float, int, str]] = []
+    ranked: list[tuple[float, int, str]] = []  # (-low, -counted, key): sorted as they are, no key function
+    floor = max(1, minimum)
     for key, satisfied, counted in rows:
         low, high = wilson(satisfied, counted) if counted else (None, None)
         bounds[key] = (counted, low, high)
-        if counted >= max(1, minimum) and low is not None:
-            ranked.append((low, counted, key))
-    ranked.sort(key=lambda item: (-item[0], -item[1], item[2]))
+        if counted >= floor and low is not None:
+            ranked.append((-low, -counted, key))
+    ranked.sort()
     places: dict[str, int] = {}
     previous: float | None = None
     place = 0
-    for position, (low, _counted, key) in enumerate(ranked, start=1):
-        if previous is None or previous - low > _TIE:
+    for position, (negative_low, _counted, key) in enumerate(ranked, start=1):
+        if previous is None or negative_low - previous > _TIE:
             place = position
-        previous = low
+        previous = negative_low
         places[key] = place
     # Each Standing made once: a province ranks fifty thousand clerks.
-    return {
-        key: Standing(rank=places.get(key), counted=counted, low=low, high=high)
-        for key, (counted, low, high) in bounds.items()
-    }
+    return {key: Standing(places.get(key), counted, low, high) for key, (counted, low, high) in bounds.items()}

@@ -1,15 +1,15 @@
 """The roll-ups reports read, kept in the transaction that stores what they count.
 
-Five tables count the same thing at different grains: `daily_counts` per day, clerk, unit,
-counter, kind, level and flags; `monthly_counts` per month (counters' months are read from it);
-`unit_days` per unit only (a department's day reads a few hundred rows instead of every clerk's);
-and two months with the levels side by side (`LEVEL_TABLES`: n0 unanswered invitations, n1..n5
-presses per level, one row per clerk or unit and flags value), which a month's report reads: a
-fifth of monthly_counts' rows. For comparing, those two are spelled out as cells like the others,
-(*key, level) -> n. Every rating with a
-clerk is in exactly one cell of each. A cell's flags are the record's own, plus what happened to it
-since: `superseded` (an amend replaced it) and `invalidated` (a decision left it out). Whether
-such a rating counts is the scoring policy's business (hub.policy), not the roll-ups'.
+`daily_counts` counts ratings per day, clerk, unit, counter, kind, level and flags: every rating
+with a clerk is in exactly one of its cells. The coarser tables (`LEVEL_TABLES`) hold the same
+counts with the levels side by side (n0: unanswered invitations, n1..n5: presses per level), one
+row per key and flags value: a month per clerk, a month per counter, a day per unit and a month
+per unit. A month of a clerk is then a handful of rows instead of a few dozen cells, and a write
+touches a few rows per table. For comparing, they are spelled out as cells (*key, level) -> n.
+
+A cell's flags are the record's own, plus what happened to it since: `superseded` (an amend
+replaced it) and `invalidated` (a decision left it out). Whether such a rating counts is the
+scoring policy's business (hub.policy), not the roll-ups'.
 
 Writers hand `apply` the changes of daily cells; the coarser tables follow from them. `rebuild`
 recounts everything from the ratings (a repair; `pingjia hub verify` compares the two).
@@ -62,22 +62,18 @@ RECOUNT = (
     f"{_CELL_FLAGS}"
 )
 
-KEYS = {
-    "daily_counts": "day, staff, department, counter, kind, score, flags",
-    "monthly_counts": "month, staff, department, counter, kind, score, flags",
-    "unit_days": "day, department, kind, score, flags",
-}
-_UPSERT = {
-    table: (
-        f"INSERT INTO {table} ({keys}, n) VALUES ({', '.join('?' * (keys.count(',') + 2))}) "  # noqa: S608
-        f"ON CONFLICT ({keys}) DO UPDATE SET n = {table}.n + excluded.n"
-    )
-    for table, keys in KEYS.items()
-}
-# Months with the levels side by side: {table: key columns}; the counts are n0 (score 0: unanswered
+KEYS = {"daily_counts": "day, staff, department, counter, kind, score, flags"}
+_UPSERT = (
+    "INSERT INTO daily_counts (day, staff, department, counter, kind, score, flags, n) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (day, staff, department, counter, kind, score, flags) "
+    "DO UPDATE SET n = daily_counts.n + excluded.n"
+)
+# The tables with levels side by side: {table: key columns}; the counts are n0 (score 0: unanswered
 # invitations) and n1..n5. As cells, (*key, score) -> n.
 LEVEL_TABLES = {
     "staff_month_levels": "month, staff, department, flags",
+    "counter_month_levels": "month, counter, department, flags",
+    "unit_day_levels": "day, department, flags",
     "unit_month_levels": "month, department, flags",
 }
 _LEVELS = ", ".join(f"n{score}" for score in range(6))
@@ -105,17 +101,16 @@ Span = tuple[str, str, str]
 
 def coarser(daily: Mapping[Bucket, int]) -> dict[str, Counter[tuple[str | int, ...]]]:
     """The cells of the coarser roll-ups that daily cells (or their changes) add up to."""
-    tables = [*(table for table in KEYS if table != "daily_counts"), *LEVEL_TABLES]
-    found: dict[str, Counter[tuple[str | int, ...]]] = {table: Counter() for table in tables}
-    months, unit_days = found["monthly_counts"], found["unit_days"]
-    staff_levels, unit_levels = found["staff_month_levels"], found["unit_month_levels"]
-    for (day, staff, department, counter, kind, score, flags), n in daily.items():
+    found: dict[str, Counter[tuple[str | int, ...]]] = {table: Counter() for table in LEVEL_TABLES}
+    staff_months, counter_months = found["staff_month_levels"], found["counter_month_levels"]
+    unit_days, unit_months = found["unit_day_levels"], found["unit_month_levels"]
+    for (day, staff, department, counter, _kind, score, flags), n in daily.items():
         if n:
             month = day[:7]
-            months[(month, staff, department, counter, kind, score, flags)] += n
-            unit_days[(day, department, kind, score, flags)] += n
-            staff_levels[(month, staff, department, flags, score)] += n
-            unit_levels[(month, department, flags, score)] += n
+            staff_months[(month, staff, department, flags, score)] += n
+            counter_months[(month, counter, department, flags, score)] += n
+            unit_days[(day, department, flags, score)] += n
+            unit_months[(month, department, flags, score)] += n
     return found
 
 
@@ -124,14 +119,11 @@ def apply(db: Database, deltas: Mapping[Bucket, int]) -> None:
     daily = [(*bucket, n) for bucket, n in deltas.items() if n]
     if not daily:
         return
-    db.executemany(_UPSERT["daily_counts"], daily)
+    db.executemany(_UPSERT, daily)
     for table, cells in coarser(deltas).items():
-        if table in LEVEL_TABLES:
-            db.executemany(_LEVEL_UPSERT[table], _side_by_side(cells))
-            continue
-        rows = [(*cell, n) for cell, n in cells.items() if n]
+        rows = _side_by_side(cells)
         if rows:
-            db.executemany(_UPSERT[table], rows)
+            db.executemany(_LEVEL_UPSERT[table], rows)
 
 
 def _side_by_side(cells: Mapping[tuple[str | int, ...], int]) -> list[tuple[str | int, ...]]:
@@ -156,16 +148,6 @@ def rebuild(db: Database) -> None:
     for table in (*KEYS, *LEVEL_TABLES, "device_days"):
         db.execute(f"DELETE FROM {table}")  # noqa: S608 (constant names)
     db.execute(f"INSERT INTO daily_counts ({KEYS['daily_counts']}, n) {RECOUNT}")
-    db.execute(
-        f"INSERT INTO monthly_counts ({KEYS['monthly_counts']}, n) "  # noqa: S608
-        "SELECT substr(day, 1, 7), staff, department, counter, kind, score, flags, sum(n) FROM daily_counts "
-        "GROUP BY substr(day, 1, 7), staff, department, counter, kind, score, flags"
-    )
-    db.execute(
-        f"INSERT INTO unit_days ({KEYS['unit_days']}, n) "  # noqa: S608
-        "SELECT day, department, kind, score, flags, sum(n) FROM daily_counts "
-        "GROUP BY day, department, kind, score, flags"
-    )
     for statement in DERIVE_LEVELS:
         db.execute(statement)
     db.execute(
@@ -176,12 +158,18 @@ def rebuild(db: Database) -> None:
 
 
 _BY_LEVEL = ", ".join(f"sum(CASE WHEN score = {score} THEN n ELSE 0 END)" for score in range(6))
-# The month tables with levels side by side, from daily_counts (rebuild, and the benchmark's prefill).
+_SUMS = ", ".join(f"sum(n{score})" for score in range(6))
+# The tables with levels side by side, from daily_counts (rebuild, and the benchmark's prefill).
 DERIVE_LEVELS = (
+    f"INSERT INTO unit_day_levels ({LEVEL_TABLES['unit_day_levels']}, {_LEVELS}) "  # noqa: S608
+    f"SELECT day, department, flags, {_BY_LEVEL} FROM daily_counts GROUP BY day, department, flags",
     f"INSERT INTO staff_month_levels ({LEVEL_TABLES['staff_month_levels']}, {_LEVELS}) "  # noqa: S608
     f"SELECT substr(day, 1, 7), staff, department, flags, {_BY_LEVEL} FROM daily_counts "
     "GROUP BY substr(day, 1, 7), staff, department, flags",
+    f"INSERT INTO counter_month_levels ({LEVEL_TABLES['counter_month_levels']}, {_LEVELS}) "  # noqa: S608
+    f"SELECT substr(day, 1, 7), counter, department, flags, {_BY_LEVEL} FROM daily_counts "
+    "GROUP BY substr(day, 1, 7), counter, department, flags",
     f"INSERT INTO unit_month_levels ({LEVEL_TABLES['unit_month_levels']}, {_LEVELS}) "  # noqa: S608
-    f"SELECT month, department, flags, {', '.join(f'sum(n{score})' for score in range(6))} "
-    "FROM staff_month_levels GROUP BY month, department, flags",
+    f"SELECT substr(day, 1, 7), department, flags, {_SUMS} FROM unit_day_levels "
+    "GROUP BY substr(day, 1, 7), department, flags",
 )

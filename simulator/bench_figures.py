@@ -49,7 +49,7 @@ GOALS_MS = {
 }
 _RUNS = 5
 _CHUNK = 100_000
-_FILL_VERSION = 2  # bump when what is filled changes: cached files of another version are not read
+_FILL_VERSION = 3  # bump when what is filled changes: cached files of another version are not read
 
 
 @dataclass(frozen=True)
@@ -208,8 +208,8 @@ def _sqlite_build(path: Path, fill: Callable[[_Sink], None]) -> None:
         db.execute("BEGIN")
         indexes = db.execute(
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
-            "AND tbl_name IN ('daily_counts', 'monthly_counts', 'unit_days', 'device_days', "
-            "'staff_month_levels', 'unit_month_levels')"
+            "AND tbl_name IN ('daily_counts', 'device_days', 'staff_month_levels', 'counter_month_levels', "
+            "'unit_day_levels', 'unit_month_levels')"
         ).fetchall()
         for name, _sql in indexes:
             db.execute(f'DROP INDEX "{name}"')
@@ -328,20 +328,12 @@ def _daily_cells(shape: Province, clerks: list[Clerk]) -> Iterator[list[Row]]:
 
 def _derive(sink: _Sink) -> None:
     """The coarser roll-ups from daily_counts, as hub.rollups.rebuild makes them."""
-    for table, key, columns in (
-        ("monthly_counts", "substr(day, 1, 7)", "staff, department, counter, kind, score, flags"),
-        ("unit_days", "day", "department, kind, score, flags"),
-    ):
-        sink.execute(
-            f"INSERT INTO {table} ({KEYS[table]}, n) SELECT {key}, {columns}, sum(n) "  # noqa: S608 - constant names
-            f"FROM daily_counts GROUP BY {key}, {columns}"
-        )
     for statement in DERIVE_LEVELS:
         sink.execute(statement)
 
 
 _UNIT_COLUMNS = ("id", "parent", "kind", "name", "timezone", "opening", "added_ms")
-_ROLLUPS = ("daily_counts", "monthly_counts", "unit_days", *LEVEL_TABLES)
+_ROLLUPS = ("daily_counts", *LEVEL_TABLES)
 
 
 def _province_fill(shape: Province) -> Callable[[_Sink], None]:
@@ -383,22 +375,27 @@ def _report_figures(url: str, shape: Province, suffix: str) -> Result:
             report = aggregate(reader, year, "staff", rules=book(reader, Policy()), key=clerk)
             render(report, period=year, fmt="json")
 
-        def scan(table: str, counts: str = "n") -> Callable[[], object]:
-            sql = f"SELECT count(*), sum({counts}) FROM {table} WHERE month = ?"  # noqa: S608 - constant names
+        levels = "n0 + n1 + n2 + n3 + n4 + n5"
+
+        def scan(table: str) -> Callable[[], object]:
+            sql = f"SELECT count(*), sum({levels}) FROM {table} WHERE month = ?"  # noqa: S608 - constant names
             return lambda: reader.execute(sql, (MONTH,)).fetchone()
 
-        cells, ratings = reader.execute(
-            "SELECT count(*), sum(n) FROM monthly_counts WHERE month = ?", (MONTH,)
+        cells = reader.execute(
+            "SELECT count(*), sum(n) FROM daily_counts WHERE day BETWEEN ? AND ?", (f"{MONTH}-01", f"{MONTH}-31")
+        ).fetchone()[0]
+        rows, ratings = reader.execute(
+            f"SELECT count(*), sum({levels}) FROM staff_month_levels WHERE month = ?",  # noqa: S608 - a constant
+            (MONTH,),
         ).fetchone()
         return {
             f"report_province_department_ms{suffix}": _median_ms(department),
             f"report_province_staff_ranked_ms{suffix}": _median_ms(staff_ranked),
             f"report_clerk_year_ms{suffix}": _median_ms(clerk_year),
-            f"report_province_scan_ms{suffix}": _median_ms(scan("monthly_counts")),
-            f"report_province_unit_scan_ms{suffix}": _median_ms(
-                scan("unit_month_levels", "n0 + n1 + n2 + n3 + n4 + n5")
-            ),
+            f"report_province_scan_ms{suffix}": _median_ms(scan("staff_month_levels")),
+            f"report_province_unit_scan_ms{suffix}": _median_ms(scan("unit_month_levels")),
             f"report_province_month_cells{suffix}": int(cells),
+            f"report_province_month_rows{suffix}": int(rows),
             f"report_province_month_ratings{suffix}": int(ratings),
         }
 
