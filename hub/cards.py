@@ -30,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from hub import directory
 from hub.control import Publication
 from hub.db import Database
 from hub.errors import RegistryError
@@ -80,9 +81,12 @@ def _shown(name: object, fallback: str) -> str:
     return text if len(text) <= MAX_NAME_CHARS else text[: MAX_NAME_CHARS - 1] + "…"
 
 
-def _on_day(db: Database, sql: str, key: str, day: str) -> str | None:
-    row = db.execute(sql, (key, day, day)).fetchone()
-    return None if row is None else str(row[0])
+def _name(db: Database, table: str, key: str) -> str:
+    """The display name of a unit or counter (its id where it has none); '' for none."""
+    if not key:
+        return ""
+    found = db.execute(f"SELECT name FROM {table} WHERE id = ?", (key,)).fetchone()  # noqa: S608 - constant names
+    return _shown(found[0] if found is not None else "", key)
 
 
 def clerk_card(db: Database, device: str, staff: str, day: str) -> ClerkCard:
@@ -92,26 +96,8 @@ def clerk_card(db: Database, device: str, staff: str, day: str) -> ClerkCard:
     or it cannot go on a card: logged)."""
     row = db.execute("SELECT name, photo FROM staff WHERE id = ?", (staff,)).fetchone()
     name, photo = (row[0], str(row[1] or "")) if row is not None else ("", "")
-    unit = _on_day(
-        db,
-        "SELECT unit FROM memberships WHERE staff = ? AND first_day <= ? AND (last_day IS NULL OR last_day >= ?)",
-        staff,
-        day,
-    )
-    department = ""
-    if unit:
-        found = db.execute("SELECT name FROM units WHERE id = ?", (unit,)).fetchone()
-        department = _shown(found[0] if found is not None else "", unit)
-    counter_id = _on_day(
-        db,
-        "SELECT counter FROM placements WHERE device = ? AND first_day <= ? AND (last_day IS NULL OR last_day >= ?)",
-        device,
-        day,
-    )
-    counter = ""
-    if counter_id:
-        found = db.execute("SELECT name FROM counters WHERE id = ?", (counter_id,)).fetchone()
-        counter = _shown(found[0] if found is not None else "", counter_id)
+    department = _name(db, "units", directory.on_day(db, "memberships", staff, day))
+    counter = _name(db, "counters", directory.on_day(db, "placements", device, day))
     try:
         picture = photo_bytes(photo)
     except RegistryError as exc:

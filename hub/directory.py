@@ -178,6 +178,12 @@ def history(db: Database, table: str, key: str) -> list[Period]:
 _HISTORIES = {"memberships": ("staff", "unit"), "placements": ("device", "counter")}
 
 
+def on_day(db: Database, table: str, key: str, day: str) -> str:
+    """The unit a clerk belonged to (`memberships`) or the counter a terminal stood at
+    (`placements`) on `day` (ISO); '' for none."""
+    return _on(history(db, table, key), day)
+
+
 def overwrite(periods: list[Period], new: Period | None, first_day: str, last_day: str | None) -> list[Period]:
     """`periods` with days first_day..last_day given to `new` (None: to nothing), the rest kept;
     neighbouring periods with the same value joined."""

@@ -115,23 +115,22 @@ class Store:
                     self.db, "SELECT first_day, last_day, unit FROM memberships WHERE staff = ?", staff
                 )
             unit = _on(periods, day)
+        return unit, self._counter(device, day)
+
+    def _counter(self, device: str, day: str) -> str:
+        """The counter `device` stood at on `day` ('' for none), its placements read once."""
         places = self._placements.get(device)
         if places is None:
             places = self._placements[device] = _history(
                 self.db, "SELECT first_day, last_day, counter FROM placements WHERE device = ?", device
             )
-        return unit, _on(places, day)
+        return _on(places, day)
 
     def zone(self, device: str, day: str) -> str:
         """The time zone of the site `device` stood at on `day` (the first unit with one, from its
         counter's unit up the tree), or '' (none placed, none set: the hub's `timezone`)."""
         self._check_directory()
-        places = self._placements.get(device)
-        if places is None:
-            places = self._placements[device] = _history(
-                self.db, "SELECT first_day, last_day, counter FROM placements WHERE device = ?", device
-            )
-        counter = _on(places, day)
+        counter = self._counter(device, day)
         if not counter:
             return ""
         zone = self._zones.get(counter)
