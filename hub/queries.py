@@ -18,33 +18,79 @@ from hub.db import Cursor, Database, open_database
 from hub.policy import EXCLUSIONS, Policy
 from hub.rows import DEVICE_COLUMNS, Bucket, DeviceEntry
 
-__all__ = ["Reader"]
+__all__ = ["Reader", "Tally"]
+
+# What the policy made of a key's cells (Reader.tallies): (row key, unit, counted presses per level
+# 1..5, unanswered invitations kept, records left out per EXCLUSIONS).
+Tally = tuple[str, str, tuple[int, ...], int, tuple[int, ...]]
+
+
+def _conditions(policy: Policy) -> list[tuple[str | None, str, list[str]]]:
+    """When `policy` keeps a roll-up's row, by the marks in its flags, and when each exclusion
+    leaves it out (the first that applies, in EXCLUSIONS order): (None for kept, else the reason;
+    an SQL condition; its LIKE patterns in placeholder order). An exclusion the policy does not
+    apply has none."""
+    active = [reason for reason in EXCLUSIONS if policy.excluded_by(reason)]
+    kept = f"(flags = '' OR ({' AND '.join(['flags NOT LIKE ?'] * len(active))}))" if active else "1 = 1"
+    found: list[tuple[str | None, str, list[str]]] = [(None, kept, [f"%{reason}%" for reason in active])]
+    for reason in active:
+        earlier = active[: active.index(reason)]
+        condition = "flags != '' AND flags LIKE ?" + " AND flags NOT LIKE ?" * len(earlier)
+        found.append((reason, condition, [f"%{reason}%", *(f"%{e}%" for e in earlier)]))
+    return found
 
 
 def _judged(policy: Policy) -> tuple[str, list[str]]:
     """SQL sums of a roll-up's cells as `policy` judges them: presses counted per level 1..5,
-    unanswered invitations kept, then the cells each exclusion leaves out (the first that applies,
-    in EXCLUSIONS order), and their LIKE patterns in placeholder order."""
-    active = [reason for reason in EXCLUSIONS if policy.excluded_by(reason)]
-    kept = f"(flags = '' OR ({' AND '.join(['flags NOT LIKE ?'] * len(active))}))" if active else "1 = 1"
-    kept_params = [f"%{reason}%" for reason in active]
+    unanswered invitations kept, then the cells each exclusion leaves out, and their parameters."""
+    (_kept, kept, kept_params), *excluding = _conditions(policy)
     columns, params = [], []
     for level in range(1, 6):
         columns.append(f"sum(CASE WHEN kind != 'timeout' AND score = {level} AND {kept} THEN n ELSE 0 END)")
         params += kept_params
     columns.append(f"sum(CASE WHEN kind = 'timeout' AND {kept} THEN n ELSE 0 END)")
     params += kept_params
+    conditions = {reason: (condition, like) for reason, condition, like in excluding}
     for reason in EXCLUSIONS:
-        if reason not in active:
+        if reason not in conditions:
             columns.append("0")
             continue
-        earlier = active[: active.index(reason)]
-        columns.append(
-            "sum(CASE WHEN flags != '' AND flags LIKE ?"
-            + " AND flags NOT LIKE ?" * len(earlier)
-            + " THEN n ELSE 0 END)"
-        )
-        params += [f"%{reason}%", *(f"%{e}%" for e in earlier)]
+        columns.append(f"sum(CASE WHEN {conditions[reason][0]} THEN n ELSE 0 END)")
+        params += conditions[reason][1]
+    return ", ".join(columns), params
+
+
+def _judged_levels(policy: Policy, seen: Sequence[str]) -> tuple[str, list[str]]:
+    """`_judged` for a table with the levels side by side (n0: unanswered invitations, n1..n5).
+
+    The flags values `seen` are judged here, once each, and matched in SQL by equality, which costs
+    no more than a plain sum; a value not among them is judged in SQL by its marks: `seen` makes it
+    fast, never different. (PostgreSQL's sum of a bigint is a numeric: cast back, so that Python
+    gets ints on both.)"""
+    verdicts = [(flags, policy.excluded_by(flags)) for flags in dict.fromkeys(seen)]
+    conditions = {reason: (condition, like) for reason, condition, like in _conditions(policy)}
+
+    def summed(verdict: str | None, then: str) -> tuple[str, list[str]]:
+        """`then` for the flags values seen and judged `verdict`, 0 for the others seen, and for a
+        value not seen, `then` if its marks say `verdict`."""
+        condition, like = conditions[verdict]
+        fallback = f"CASE WHEN {condition} THEN {then} ELSE 0 END"
+        if not verdicts:
+            return f"CAST(sum({fallback}) AS BIGINT)", like
+        whens = "".join(f" WHEN ? THEN {then if judged == verdict else 0}" for _flags, judged in verdicts)
+        return f"CAST(sum(CASE flags{whens} ELSE {fallback} END) AS BIGINT)", [f for f, _j in verdicts] + like
+
+    columns, params = [], []
+    for verdict, then in [
+        *((None, f"n{score}") for score in (1, 2, 3, 4, 5, 0)),
+        *((r, _ALL_LEVELS) for r in EXCLUSIONS),
+    ]:
+        if verdict not in conditions:
+            columns.append("0")
+            continue
+        column, column_params = summed(verdict, then)
+        columns.append(column)
+        params += column_params
     return ", ".join(columns), params
 
 
@@ -70,9 +116,7 @@ def _bucket(row: Sequence[Any]) -> tuple[Bucket, int]:
     return (str(row[0]), str(row[1]), str(row[2]), str(row[3]), str(row[4]), int(row[5]), str(row[6])), int(row[7])
 
 
-# PostgreSQL's sum of a bigint is a numeric: cast back, so that Python gets ints on both.
-_LEVELS = "n0, n1, n2, n3, n4, n5"
-_LEVEL_SUMS = ", ".join(f"CAST(sum(n{score}) AS BIGINT)" for score in range(6))
+_ALL_LEVELS = "n0 + n1 + n2 + n3 + n4 + n5"
 _DEVICES = f"SELECT {DEVICE_COLUMNS} FROM devices"  # noqa: S608 (constant names)
 _UNITS_PER_QUERY = 500  # bound parameters per query stay far below SQLite's and PostgreSQL's limits
 
@@ -259,23 +303,21 @@ class Reader:
             found[table] = sorted(((*r[:-6], score), int(n)) for r in rows for score, n in enumerate(r[-6:]) if n)
         return found
 
-    def tallies(
-        self, by: str, first: date, last: date, policy: Policy, *, key: str | None = None
-    ) -> list[tuple[str, str, list[int], int, list[int]]]:
+    def tallies(self, by: str, first: date, last: date, policy: Policy, *, key: str | None = None) -> list[Tally]:
         """What `policy` makes of the roll-ups of days first..last, per row: (row key, unit, counted
         presses per level 1..5, unanswered invitations not left out, left out per EXCLUSIONS).
 
         `by`: "staff" (rows per clerk and unit), "counter" (per counter and unit) or "unit" (per
         unit, key ''). Whole months are read from the month tables with the levels side by side,
         the days around them from the daily ones (a unit's: its own such table; a clerk's or a
-        counter's: the daily cells, the policy applied in SQL), so that a province's month comes
-        back as one row per clerk and flags value, not one per cell. `key`: one clerk (or counter,
-        or unit) only.
+        counter's: the daily cells), the policy applied in SQL either way, so that a province's
+        month comes back as one row per clerk, not one per cell. `key`: one clerk (or counter, or
+        unit) only.
         """
         if by not in ("staff", "counter", "unit"):
             raise ValueError(f"tallies by staff, counter or unit, not {by!r}")
         months, days = _whole_months(first, last)
-        found: list[tuple[str, str, list[int], int, list[int]]] = []
+        found: list[Tally] = []
         monthly = {"staff": "staff_month_levels", "counter": "counter_month_levels", "unit": "unit_month_levels"}
         if months:
             found += self._level_tallies(monthly[by], by, column="month", span=months, policy=policy, key=key)
@@ -287,9 +329,7 @@ class Reader:
                 found += self._cell_tallies(by, lo, hi, policy, key)
         return found
 
-    def _cell_tallies(
-        self, by: str, lo: str, hi: str, policy: Policy, key: str | None
-    ) -> list[tuple[str, str, list[int], int, list[int]]]:
+    def _cell_tallies(self, by: str, lo: str, hi: str, policy: Policy, key: str | None) -> list[Tally]:
         """`tallies` of days lo..hi from daily_counts, the policy applied in SQL."""
         columns, params = _judged(policy)
         where_key = f" AND {by} = ?" if key is not None else ""
@@ -300,59 +340,34 @@ class Reader:
         )
         found = []
         for row in rows:
-            values = [int(v or 0) for v in row[2:]]
+            values = tuple(int(v or 0) for v in row[2:])
             found.append((str(row[0]), str(row[1]), values[:5], values[5], values[6:]))
         return found
 
     def _level_tallies(
         self, table: str, by: str, *, column: str, span: tuple[str, str], policy: Policy, key: str | None
-    ) -> list[tuple[str, str, list[int], int, list[int]]]:
+    ) -> list[Tally]:
         """`tallies` from a table with levels side by side (hub.rollups.LEVEL_TABLES), `column`
-        (day or month) in `span`: the rows come per flags value and the policy judges each flags
-        value once, here."""
-        shown, key_column = ("'', department", "department") if by == "unit" else (f"{by}, department", by)
-        where_key = f" AND {key_column} = ?" if key is not None else ""
-        if span[0] == span[1]:  # one day or month: a row per key and flags already, nothing to group
-            sql = f"SELECT {shown}, flags, {_LEVELS} FROM {table} WHERE {column} = ?{where_key}"  # noqa: S608
-            params: tuple[str, ...] = (span[0],)
-        else:
-            group = "department, flags" if by == "unit" else f"{by}, department, flags"
-            sql = (
-                f"SELECT {shown}, flags, {_LEVEL_SUMS} FROM {table} "  # noqa: S608 - constant names
-                f"WHERE {column} BETWEEN ? AND ?{where_key} GROUP BY {group}"
-            )
-            params = span
-        rows = self.db.execute(sql, (*params, *([key] if key is not None else [])))
-        judged: dict[str, int] = {}  # flags -> -1 (counted) or the index of the exclusion that leaves it out
-        tallies: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
-        last_key = last_unit = None
-        entry: tuple[list[int], list[int]] = ([], [])
-        for row_key, unit, flags, n0, n1, n2, n3, n4, n5 in rows:
-            verdict = judged.get(flags)
-            if verdict is None:
-                reason = policy.excluded_by(flags)
-                verdict = judged[flags] = -1 if reason is None else EXCLUSIONS.index(reason)
-            if row_key != last_key or unit != last_unit:  # rows mostly come in key order: one look-up per key
-                last_key, last_unit = row_key, unit
-                found = tallies.get((row_key, unit))
-                if found is None:
-                    found = tallies[(row_key, unit)] = ([0] * 6, [0] * len(EXCLUSIONS))
-                entry = found
-            if verdict < 0:
-                counted = entry[0]
-                counted[0] += n0
-                counted[1] += n1
-                counted[2] += n2
-                counted[3] += n3
-                counted[4] += n4
-                counted[5] += n5
-            else:
-                entry[1][verdict] += n0 + n1 + n2 + n3 + n4 + n5
-        return [
-            (row_key, unit, counted[1:], counted[0], excluded)
-            for (row_key, unit), (counted, excluded) in tallies.items()
-            if any(counted) or any(excluded)
-        ]
+        (day or month) in `span`: the policy judged in SQL, so that the rows per flags value are
+        summed where they are stored and one row per key and unit comes back."""
+        shown, group = ("'', department", "department") if by == "unit" else (f"{by}, department", f"{by}, department")
+        where_key = f" AND {'department' if by == 'unit' else by} = ?" if key is not None else ""
+        where = f"{column} = ?" if span[0] == span[1] else f"{column} BETWEEN ? AND ?"
+        values = span[:1] if span[0] == span[1] else span
+        seen: list[str] = []
+        if key is None:  # every flags value of the span, from the smallest table made of the same cells
+            units = "unit_month_levels" if column == "month" else "unit_day_levels"
+            distinct = f"SELECT DISTINCT flags FROM {units} WHERE {where}"  # noqa: S608 - constant names
+            seen = [str(row[0]) for row in self.db.execute(distinct, values)]
+        columns, params = _judged_levels(policy, seen)
+        rows = self.db.execute(
+            f"SELECT {shown}, {columns} FROM {table} "  # noqa: S608 - constant names and expressions
+            f"WHERE {where}{where_key} GROUP BY {group}",
+            (*params, *values, *([key] if key is not None else [])),
+        ).fetchall()  # at once: PostgreSQL's driver makes a province's rows faster so than one by one
+        # As they come (ints on both databases: the sums are cast); a key's flags values may all
+        # have been emptied (every cell moved by amends), which leaves it out.
+        return [(row[0], row[1], row[2:7], row[7], row[8:]) for row in rows if any(row[2:])]
 
     def staff_names(self, staff: str | None = None) -> dict[str, tuple[str, str]]:
         """{staff id: (name, current unit)}, of everyone or of one clerk."""
@@ -360,7 +375,7 @@ class Reader:
             rows = self.db.execute("SELECT id, name, department FROM staff WHERE id = ?", (staff,))
         else:
             rows = self.db.execute("SELECT id, name, department FROM staff")
-        return {r[0]: (r[1], r[2]) for r in rows}
+        return {r[0]: (r[1], r[2]) for r in rows.fetchall()}
 
     def units(self) -> dict[str, tuple[str | None, str, str]]:
         """{unit: (parent or None, kind, name)}: the organisation's tree."""

@@ -18,11 +18,11 @@ import json
 import re
 import unicodedata
 from calendar import monthrange
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from fractions import Fraction
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from hub.errors import ReportError
@@ -200,7 +200,7 @@ class Figures:
         cls,
         key: str,
         name: str,
-        tallied: tuple[list[int], int, list[int]],
+        tallied: tuple[Sequence[int], int, Sequence[int]],
         policy: Policy,
         *,
         known: bool = True,
@@ -226,7 +226,7 @@ class Figures:
             known=known,
         )
 
-    def tally(self, levels: list[int], unanswered: int, excluded: list[int], policy: Policy) -> None:
+    def tally(self, levels: Sequence[int], unanswered: int, excluded: Sequence[int], policy: Policy) -> None:
         """Add what `policy` made of some cells (hub.queries.Reader.tallies): presses counted per
         level 1..5, unanswered invitations kept, records left out per EXCLUSIONS."""
         # Unrolled: a province's staff report adds fifty thousand of these.
@@ -332,7 +332,7 @@ def _count_in(
     level: str,
     *,
     tree: Tree,
-    tallied: tuple[list[int], int, list[int]],
+    tallied: tuple[Sequence[int], int, Sequence[int]],
     policy: Policy,
 ) -> None:
     """Count a unit's tally in every row it rolls up to (or in the unattributed figures)."""
@@ -350,7 +350,7 @@ def _row(
     names: dict[str, tuple[str, str]],
     tree: Tree,
     *,
-    tallied: tuple[list[int], int, list[int]],
+    tallied: tuple[Sequence[int], int, Sequence[int]],
     policy: Policy,
     unit: str = "",
 ) -> Figures:
@@ -594,7 +594,7 @@ def render(
     total = _total(rows)
     standings = extras.standings
     if standings is not None:
-        rows = sorted(rows, key=lambda f: _rank_order(standings.get(f.key), f.key))
+        rows = _in_rank_order(rows, standings)
     earlier = None if extras.before is None else {row.key: row for row in extras.before}
     weight = report.policies[-1][2].review_weight if report.policies else 1.0
     total_record = _records([total], level, weight=weight)[0]
@@ -612,21 +612,31 @@ def render(
 
 
 def _total(rows: list[Figures]) -> Figures:
-    """The sum of `rows`, column by column (summed in C: a province has fifty thousand rows)."""
+    """The sum of `rows`, column by column (one pass, in locals: a province has fifty thousand rows)."""
     total = Figures(key="total", name="")
-    if not rows:
-        return total
-    by_level, by_reason = itemgetter(5, 4, 3, 2, 1), itemgetter(*EXCLUSIONS)
-    for level, n in zip((5, 4, 3, 2, 1), map(sum, zip(*(by_level(r.levels) for r in rows), strict=True)), strict=True):
-        total.levels[level] = n
-    for level, n in zip(
-        (5, 4, 3, 2, 1), map(sum, zip(*(by_level(r.as_timeout) for r in rows), strict=True)), strict=True
-    ):
-        total.as_timeout[level] = n
-    for reason, n in zip(EXCLUSIONS, map(sum, zip(*(by_reason(r.excluded) for r in rows), strict=True)), strict=True):
-        total.excluded[reason] = n
-    total.unanswered = sum(r.unanswered for r in rows)
-    total.points = sum(r.points for r in rows)
+    t5 = t4 = t3 = t2 = t1 = a5 = a4 = a3 = a2 = a1 = unanswered = points = 0
+    excluded = [0] * len(EXCLUSIONS)
+    left_out = itemgetter(*EXCLUSIONS)
+    for row in rows:
+        levels, as_timeout = row.levels, row.as_timeout
+        t5 += levels[5]
+        t4 += levels[4]
+        t3 += levels[3]
+        t2 += levels[2]
+        t1 += levels[1]
+        unanswered += row.unanswered
+        a5 += as_timeout[5]
+        a4 += as_timeout[4]
+        a3 += as_timeout[3]
+        a2 += as_timeout[2]
+        a1 += as_timeout[1]
+        points += row.points
+        if any(dropped := left_out(row.excluded)):
+            excluded = [a + b for a, b in zip(excluded, dropped, strict=True)]
+    total.levels.update({5: t5, 4: t4, 3: t3, 2: t2, 1: t1})
+    total.as_timeout.update({5: a5, 4: a4, 3: a3, 2: a2, 1: a1})
+    total.excluded.update(zip(EXCLUSIONS, excluded, strict=True))
+    total.unanswered, total.points = unanswered, points
     return total
 
 
@@ -751,7 +761,8 @@ def _flag_lines(flags: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _rank_order(standing: Standing | None, key: str) -> tuple[int, int, str]:
-    if standing is None or standing.rank is None:
-        return (1, 0, key)
-    return (0, standing.rank, key)
+def _in_rank_order(rows: list[Figures], standings: dict[str, Standing]) -> list[Figures]:
+    """Ranked rows by rank (then key), then the others by key."""
+    places = {key: (standing.rank, key) for key, standing in standings.items() if standing.rank is not None}
+    first = sorted((row for row in rows if row.key in places), key=lambda row: places[row.key])
+    return first + sorted((row for row in rows if row.key not in places), key=attrgetter("key"))

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hub import registry
 from hub.db import Database
 from hub.errors import HubError
-from hub.policy import Policy
+from hub.policy import EXCLUSIONS, Policy
 from hub.queries import Reader
 from hub.report import Figures, ReportError, aggregate, parse_period, render
 from hub.rows import RatingRow
@@ -326,3 +326,46 @@ def test_json_rows_are_the_records_as_json_dumps_writes_them(rows, level, ranked
     before = {row.key: row for row in rows[::2]} if compared else None
     expected = [json.dumps(r, ensure_ascii=False) for r in _records(rows, level, standings, before, weight=weight)]
     assert _json_rows(rows, level, standings, before, weight=weight) == expected
+
+
+_marks = st.lists(st.sampled_from(EXCLUSIONS), unique=True).map(",".join)
+
+
+@given(
+    cells=st.lists(
+        st.tuples(st.sampled_from(["E1", "E2"]), _marks, st.lists(st.integers(0, 50), min_size=6, max_size=6)),
+        max_size=12,
+    ),
+    exclude=st.lists(st.sampled_from(["superseded", "invalidated", "misuse"]), unique=True),
+    count_uninvited=st.booleans(),
+    bad_needs_reason=st.booleans(),
+    seen=st.sampled_from(["all", "none", "some"]),
+)
+@settings(max_examples=150, deadline=None)
+def test_levels_are_judged_in_sql_as_the_policy_judges_each_flags_value(
+    cells, exclude, count_uninvited, bad_needs_reason, seen
+):
+    """The SQL that sums a month's levels judges every flags value as Policy.excluded_by does,
+    whether the flags values were looked up first (matched by equality) or not (by their marks)."""
+    import sqlite3
+
+    from hub.queries import _judged_levels
+
+    policy = Policy(exclude=tuple(exclude), count_uninvited=count_uninvited, bad_needs_reason=bad_needs_reason)
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE levels (staff TEXT, flags TEXT, n0 INT, n1 INT, n2 INT, n3 INT, n4 INT, n5 INT)")
+    db.executemany("INSERT INTO levels VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(s, f, *n) for s, f, n in cells])
+    values = sorted({flags for _staff, flags, _n in cells})
+    looked_up = {"all": values, "none": [], "some": values[::2]}[seen]
+    columns, params = _judged_levels(policy, looked_up)
+    found = {row[0]: list(row[1:]) for row in db.execute(f"SELECT staff, {columns} FROM levels GROUP BY staff", params)}
+    expected: dict[str, list[int]] = {}
+    for staff, flags, n in cells:
+        sums = expected.setdefault(staff, [0] * (6 + len(EXCLUSIONS)))
+        reason = policy.excluded_by(flags)
+        if reason is None:
+            for index, score in enumerate((1, 2, 3, 4, 5, 0)):
+                sums[index] += n[score]
+        else:
+            sums[6 + EXCLUSIONS.index(reason)] += sum(n)
+    assert found == expected
