@@ -3,7 +3,10 @@
 A folder holds up to five files, each with a header line (UTF-8, a BOM is accepted):
 
 - `units.csv`: id, parent, kind, name, timezone, opening. The tree; a unit with no parent is a site.
-- `staff.csv`: id, name, status (active, left), photo.
+- `staff.csv`: id, name, status (active, left), photo. A photo is a PNG or JPEG file of at most
+  48 KiB (the clerk's card, hub.cards); a relative path is taken from the folder of the files and
+  stored as a full path, so that the hub finds it from wherever it runs. A photo that cannot be
+  read, or is too big or not an image, is a bad row (the terminal would show no photo).
 - `counters.csv`: id, unit, name.
 - `memberships.csv`: staff, unit, first_day, last_day. The whole history of each staff member it
   names (an empty last_day: still); staff it does not name keep theirs.
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from hub import directory
+from hub.cards import check_photo
 from hub.db import Database
 from hub.directory import Period
 from hub.errors import RegistryError
@@ -68,6 +72,9 @@ def import_folder(writer: Writer, folder: Path, *, dry_run: bool = False) -> Pla
     tables = {name: _read(folder / f"{name}.csv", COLUMNS[name]) for name in COLUMNS}
     if not any(rows is not None for rows in tables.values()):
         raise RegistryError(f"{folder}: none of {', '.join(f'{n}.csv' for n in COLUMNS)} is there")
+    for _line, row in tables["staff"] or []:
+        if row["photo"]:
+            row["photo"] = str(Path(folder, row["photo"]).absolute())  # an absolute path stays as it is
     plan = Plan(dry_run=dry_run)
 
     def run(db: Database) -> None:
@@ -175,6 +182,7 @@ def _unit(db: Database, row: dict[str, str], plan: Plan) -> None:
 def _staff(db: Database, row: dict[str, str], plan: Plan) -> None:
     before = db.execute("SELECT name, status, photo FROM staff WHERE id = ?", (row["id"],)).fetchone()
     after = (row["name"], row["status"] or "active", row["photo"])
+    check_photo(after[2])
     if before is not None and tuple(before) == after:
         return
     directory.set_staff(db, row["id"], name=after[0], status=after[1], photo=after[2])

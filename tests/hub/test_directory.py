@@ -19,6 +19,7 @@ from hub.explain import explain, tally
 from hub.policy import Policy
 from hub.report import Period, aggregate, book, parse_period, render
 from protocol import Channel, SigningKey, topic
+from protocol.card import PHOTO_MAGIC
 from tests.helpers import batch_bytes, chain
 from tests.hub.conftest import HubDb
 
@@ -45,10 +46,16 @@ E2,dept-social,,
 """
 
 
+JPEG = PHOTO_MAGIC["JPEG"] + b"\x00" * 200
+
+
 def write(folder: Path, **files: str) -> Path:
+    """The CSV files in `folder`, and E1's photo beside them as STAFF_CSV names it."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (folder / f"{name}.csv").write_text(text, encoding="utf-8")
+    (folder / "photos").mkdir(exist_ok=True)
+    (folder / "photos" / "E1.jpg").write_bytes(JPEG)
     return folder
 
 
@@ -89,6 +96,27 @@ def test_import_is_idempotent_and_a_dry_run_changes_nothing(hub_db: HubDb, tmp_p
     rows = export(hub_db.reader, out)
     assert rows == {"units.csv": 5, "staff.csv": 2, "counters.csv": 0, "memberships.csv": 3, "placements.csv": 0}
     assert import_folder(hub_db.writer, out).changes == []  # what export writes imports to no change
+
+
+def test_a_photo_is_found_beside_the_files_and_one_a_card_cannot_carry_refuses_the_import(
+    hub_db: HubDb, tmp_path: Path
+) -> None:
+    folder = write(tmp_path / "hr", units=UNITS_CSV, staff=STAFF_CSV)
+    import_folder(hub_db.writer, folder)
+    stored = str((folder / "photos" / "E1.jpg").absolute())
+    assert hub_db.rows("SELECT id, photo FROM staff ORDER BY id") == [("E1", stored), ("E2", "")]
+    assert import_folder(hub_db.writer, folder).changes == []  # the same files again: the same full path
+
+    (folder / "photos" / "E1.jpg").write_bytes(PHOTO_MAGIC["JPEG"] + b"\x00" * (48 * 1024))
+    with pytest.raises(RegistryError, match=r"staff.csv:2: photo .*E1.jpg.*over the card's limit"):
+        import_folder(hub_db.writer, folder)
+    (folder / "photos" / "E1.jpg").write_bytes(b"GIF89a" + b"\x00" * 100)
+    with pytest.raises(RegistryError, match=r"staff.csv:2: photo .*neither a PNG nor a JPEG"):
+        import_folder(hub_db.writer, folder)
+    missing = STAFF_CSV.replace("photos/E1.jpg", "photos/E9.jpg").replace("王芳", "王芳芳")
+    with pytest.raises(RegistryError, match=r"staff.csv:2: photo .*E9.jpg.* cannot be read"):
+        import_folder(hub_db.writer, write(tmp_path / "other", staff=missing))
+    assert hub_db.rows("SELECT name, photo FROM staff WHERE id = 'E1'") == [("王芳", stored)]  # all refused
 
 
 def test_a_dry_run_says_how_many_ratings_a_back_dated_move_would_move(hub_db: HubDb, tmp_path: Path) -> None:
