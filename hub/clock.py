@@ -27,10 +27,10 @@ from hub.config import HubConfig
 from hub.store import Store
 from protocol import Health, Rating
 
-__all__ = ["Clock"]
+__all__ = ["DAY_BUCKET_MS", "Clock"]
 
 _EARLIEST_MS = 1_577_836_800_000  # 2020-01-01T00:00Z: a terminal clock before this has not been set
-_DAY_BUCKET_MS = 900_000  # every real UTC offset is a multiple of 15 minutes
+DAY_BUCKET_MS = 900_000  # every real UTC offset is a multiple of 15 minutes
 _ANCHOR_SLACK_MS = 250  # a new anchor within this of the stored one changes nothing worth a rewrite
 _REPORT_MAX_AGE_MS = 600_000  # a heartbeat that says it was sent longer ago than this anchors nothing
 _REPORT_AHEAD_MS = 5_000  # ... or later than its receipt by more than this (clock error, rounding)
@@ -66,10 +66,10 @@ class Clock:
 
     def day(self, at_ms: int) -> str:
         """The site's date (YYYY-MM-DD) of a UTC time in ms."""
-        bucket = at_ms // _DAY_BUCKET_MS
+        bucket = at_ms // DAY_BUCKET_MS
         day = self._days.get(bucket)
         if day is None:
-            day = datetime.fromtimestamp(bucket * _DAY_BUCKET_MS / 1000, self._tz).date().isoformat()
+            day = datetime.fromtimestamp(bucket * DAY_BUCKET_MS / 1000, self._tz).date().isoformat()
             if len(self._days) > 10_000:
                 self._days.clear()
             self._days[bucket] = day
@@ -81,13 +81,13 @@ class Clock:
         zone = self._store.zone(device, day)
         if not zone:
             return day
-        bucket = at_ms // _DAY_BUCKET_MS
+        bucket = at_ms // DAY_BUCKET_MS
         found = self._zoned.get((zone, bucket))
         if found is None:
             tz = self._zones.get(zone)
             if tz is None:
                 tz = self._zones[zone] = ZoneInfo(zone)
-            found = datetime.fromtimestamp(bucket * _DAY_BUCKET_MS / 1000, tz).date().isoformat()
+            found = datetime.fromtimestamp(bucket * DAY_BUCKET_MS / 1000, tz).date().isoformat()
             if len(self._zoned) > 10_000:
                 self._zoned.clear()
             self._zoned[(zone, bucket)] = found

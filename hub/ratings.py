@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hub.clock import Clock
+from hub.clock import DAY_BUCKET_MS, Clock
 from hub.prepare import Prepared
 from hub.rows import DeviceEntry, RatingRow
 from hub.store import Store
@@ -196,13 +196,22 @@ class Ratings:
         """New records as rows, each placed in time and attributed to its clerk's unit and its
         terminal's counter of that day (hub.store.Store.attribution)."""
         place, day_of, attribution = self._clock.place, self._clock.site_day, self._store.attribution
+        # A batch is one terminal's minutes: its days (per quarter hour, as hub.clock reckons
+        # them) and attributions (per clerk and day) are looked up once each, not per record.
+        days: dict[int, str] = {}
+        attributed: dict[tuple[str | None, str], tuple[str, str]] = {}
         rows = []
         for record, body, digest in zip(batch.records, batch.bodies, batch.hashes, strict=True):
             if record.seq in around:
                 continue
             at_ms, source = place(record, now_ms)
-            day = day_of(record.device, at_ms)
-            unit, counter = attribution(record.staff, record.device, day)
+            day = days.get(at_ms // DAY_BUCKET_MS)
+            if day is None:
+                day = days[at_ms // DAY_BUCKET_MS] = day_of(record.device, at_ms)
+            found = attributed.get((record.staff, day))
+            if found is None:
+                found = attributed[(record.staff, day)] = attribution(record.staff, record.device, day)
+            unit, counter = found
             rows.append(
                 RatingRow(
                     device=record.device,

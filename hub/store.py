@@ -177,15 +177,30 @@ class Store:
         """Store new ratings (held back until the group's end or a read) and count them."""
         self._rows.extend(rows)
         deltas, spans = self._deltas, self._spans
+        last: tuple[str, str, str] | None = None
+        span: list[int] = []
         for row in rows:
-            if row.staff is not None:
-                deltas[(row.day, row.staff, row.department, row.counter, row.kind, row.score or 0, row.flags)] += 1
-                span = spans.get((row.device, row.day, row.staff))
-                if span is None:
-                    spans[(row.device, row.day, row.staff)] = [row.seq, row.seq, row.at_ms, row.at_ms]
-                else:
-                    span[0], span[1] = min(span[0], row.seq), max(span[1], row.seq)
-                    span[2], span[3] = min(span[2], row.at_ms), max(span[3], row.at_ms)
+            staff = row.staff
+            if staff is None:
+                continue
+            deltas[(row.day, staff, row.department, row.counter, row.kind, row.score or 0, row.flags)] += 1
+            seq, at_ms = row.seq, row.at_ms
+            key = (row.device, row.day, staff)
+            if key != last:  # a batch's rows mostly share their span: one look-up per run of them
+                last = key
+                found = spans.get(key)
+                if found is None:
+                    spans[key] = span = [seq, seq, at_ms, at_ms]
+                    continue
+                span = found
+            if seq < span[0]:
+                span[0] = seq
+            elif seq > span[1]:
+                span[1] = seq
+            if at_ms < span[2]:
+                span[2] = at_ms
+            elif at_ms > span[3]:
+                span[3] = at_ms
 
     def chain_around(self, device: str, first: int, last: int) -> dict[int, tuple[str, str]]:
         """{seq: (hash, prev)} of stored records of `device` in first-1 .. last+1 (within the seq range)."""
