@@ -18,7 +18,7 @@ from hub.db import Cursor, Database, open_database
 from hub.policy import EXCLUSIONS, Policy
 from hub.rows import DEVICE_COLUMNS, Bucket, DeviceEntry
 
-__all__ = ["Reader", "Tally"]
+__all__ = ["Reader"]
 
 # What the policy made of a key's cells (Reader.tallies): (row key, unit, counted presses per level
 # 1..5, unanswered invitations kept, records left out per EXCLUSIONS).
